@@ -1,0 +1,13 @@
+//! The Xen public ABI as `#[repr(C)]` Rust: everything the xenpv-rs drivers say to
+//! the hypervisor, to xenstored and to backends over shared rings.
+//!
+//! Every type and constant here is compared, item by item, with Xen's canonical C
+//! headers (Debian's `libxen-dev`) by the conformance test in `tests/`.
+//!
+//! Tracks Xen's public interface as of Xen 4.17 (`__XEN_LATEST_INTERFACE_VERSION__`
+//! 0x00040e00 and later); nothing here depends on a newer hypervisor.
+#![no_std]
+#![deny(missing_docs)]
+
+pub mod xenbus;
+pub mod xs_wire;

@@ -1,0 +1,341 @@
+//! The traits a portable core is generic over.
+//!
+//! A core never learns whether Windows, the Linux rig or a unit-test fake is below
+//! it. Each trait is small and maps onto one XENBUS interface (STORE, EVTCHN,
+//! GNTTAB, ...), so the Windows shell implements it by calling the interface table
+//! it queried from the bus, and the rig platform by calling Linux's `/dev/xen/*`.
+//!
+//! IRQL contract (Windows): [`Store`] runs at PASSIVE_LEVEL and may block, always
+//! bounded by a timeout. [`EventChannels::notify`], [`EventChannels::unmask`],
+//! [`GrantTable::grant`] and [`GrantTable::revoke`] may be called at
+//! DISPATCH_LEVEL and never block or allocate. Opening and closing channels,
+//! allocating pages: PASSIVE_LEVEL.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+use core::ptr::NonNull;
+use core::time::Duration;
+
+pub use xen_abi::xenbus::XenbusState;
+pub use xen_abi::xs_wire::XsError;
+
+/// The size of a Xen page, the unit of granting and of shared rings.
+pub const PAGE_SIZE: usize = 4096;
+
+/// A Xen domain id (`domid_t`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DomId(pub u16);
+
+impl DomId {
+    /// `DOMID_SELF`.
+    pub const SELF: Self = Self(0x7ff0);
+}
+
+impl fmt::Display for DomId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// An event channel port number (`evtchn_port_t`), as published in xenstore.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Port(pub u32);
+
+impl fmt::Display for Port {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A grant reference (`grant_ref_t`), as published in xenstore or put in a ring
+/// request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct GrantRef(pub u32);
+
+impl fmt::Display for GrantRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A guest page frame number (of a 4 KiB Xen page). On Windows it comes from an
+/// MDL or an SRB scatter-gather list; in the rig it names a page the platform
+/// allocated. Cores pass it through and never dereference it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Pfn(pub u64);
+
+/// A xenstore transaction. [`Txn::NONE`] means "outside any transaction".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Txn(pub u32);
+
+impl Txn {
+    /// Not in a transaction (`tx_id` 0 on the wire).
+    pub const NONE: Self = Self(0);
+}
+
+/// A watch registered with [`Store::watch_add`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct WatchId(pub u32);
+
+/// One entry of a node's permission list (`XS_SET_PERMS`): the first entry names
+/// the owner and the access everyone else gets; later entries grant `domid`
+/// the given access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Permission {
+    /// The domain the entry is about.
+    pub domid: DomId,
+    /// What it may do.
+    pub access: Access,
+}
+
+/// Access in a [`Permission`] (`n`, `r`, `w`, `b` on the wire).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Access {
+    /// `n`: no access.
+    None,
+    /// `r`: read.
+    Read,
+    /// `w`: write.
+    Write,
+    /// `b`: read and write.
+    Both,
+}
+
+impl Access {
+    /// The wire letter.
+    pub const fn letter(self) -> u8 {
+        match self {
+            Self::None => b'n',
+            Self::Read => b'r',
+            Self::Write => b'w',
+            Self::Both => b'b',
+        }
+    }
+
+    /// Parses a wire letter.
+    pub const fn from_letter(letter: u8) -> Option<Self> {
+        match letter {
+            b'n' => Some(Self::None),
+            b'r' => Some(Self::Read),
+            b'w' => Some(Self::Write),
+            b'b' => Some(Self::Both),
+            _ => None,
+        }
+    }
+}
+
+/// Why a xenstore operation failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreError {
+    /// xenstored answered with an error name; [`XsError::Eagain`] on a
+    /// transaction end means "conflict, retry".
+    Xs(XsError),
+    /// A path is empty, too long, or contains a NUL.
+    InvalidPath,
+    /// A request's payload would exceed `XENSTORE_PAYLOAD_MAX`.
+    TooLarge {
+        /// Bytes the payload needed.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The reply broke the protocol (bad length, unknown type, missing NUL,
+    /// unexpected request id, ring index jump...). The connection is unusable.
+    Protocol(&'static str),
+    /// No reply or event within the caller's timeout.
+    Timeout,
+    /// The connection to xenstored is gone.
+    Disconnected,
+    /// Too many requests or watches at once.
+    Busy,
+    /// A value was not what the caller asked for (not UTF-8, not a number...).
+    BadValue,
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Xs(e) => write!(f, "xenstore error {e}"),
+            Self::InvalidPath => f.write_str("invalid xenstore path"),
+            Self::TooLarge { len, max } => write!(f, "payload of {len} bytes exceeds {max}"),
+            Self::Protocol(why) => write!(f, "xenstore protocol violation: {why}"),
+            Self::Timeout => f.write_str("xenstore timed out"),
+            Self::Disconnected => f.write_str("xenstore disconnected"),
+            Self::Busy => f.write_str("xenstore client busy"),
+            Self::BadValue => f.write_str("unexpected xenstore value"),
+        }
+    }
+}
+
+/// xenstore: maps onto XENBUS's STORE interface.
+///
+/// Paths are absolute (`/local/domain/...`) or relative to the caller's domain
+/// home, exactly as xenstored interprets them. Values are bytes; xenstore does not
+/// NUL-terminate them.
+pub trait Store {
+    /// Reads a node's value.
+    fn read(&self, txn: Txn, path: &str) -> Result<Vec<u8>, StoreError>;
+    /// Writes a node, creating it and missing parents.
+    fn write(&self, txn: Txn, path: &str, value: &[u8]) -> Result<(), StoreError>;
+    /// Creates a node with an empty value (no error if it exists).
+    fn mkdir(&self, txn: Txn, path: &str) -> Result<(), StoreError>;
+    /// Removes a node and everything below it.
+    fn remove(&self, txn: Txn, path: &str) -> Result<(), StoreError>;
+    /// Lists a node's children (names, not paths).
+    fn directory(&self, txn: Txn, path: &str) -> Result<Vec<String>, StoreError>;
+    /// Replaces a node's permission list.
+    fn set_permissions(&self, txn: Txn, path: &str, perms: &[Permission])
+    -> Result<(), StoreError>;
+    /// Starts a transaction.
+    fn transaction_start(&self) -> Result<Txn, StoreError>;
+    /// Ends a transaction. With `commit`, `Err(StoreError::Xs(XsError::Eagain))`
+    /// means another writer conflicted and the whole transaction must be redone.
+    fn transaction_end(&self, txn: Txn, commit: bool) -> Result<(), StoreError>;
+    /// Watches `path` and everything below it. The watch fires once at
+    /// registration (xenstored's rule) and after every change.
+    fn watch_add(&self, path: &str) -> Result<WatchId, StoreError>;
+    /// Removes a watch; no event for it is reported afterwards.
+    fn watch_remove(&self, watch: WatchId) -> Result<(), StoreError>;
+    /// Waits until `watch` has fired since the last call (returns `Ok(true)`), or
+    /// `timeout` passes (`Ok(false)`). Events of one watch coalesce.
+    fn watch_wait(&self, watch: WatchId, timeout: Duration) -> Result<bool, StoreError>;
+}
+
+/// Why an event channel operation failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EvtchnError {
+    /// The hypervisor (or platform) refused, with its errno.
+    Refused(i32),
+    /// No more ports or handles.
+    Exhausted,
+    /// The channel is closed or was never open.
+    Closed,
+}
+
+impl fmt::Display for EvtchnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Refused(errno) => write!(f, "event channel operation refused (errno {errno})"),
+            Self::Exhausted => f.write_str("no event channel available"),
+            Self::Closed => f.write_str("event channel closed"),
+        }
+    }
+}
+
+/// Event channels: maps onto XENBUS's EVTCHN interface.
+///
+/// Delivery is the platform's business: on Windows the shell's DPC, in the rig a
+/// thread waiting on `/dev/xen/evtchn`, calls the core's bounded `poll_*` entry
+/// point for the channel that fired. The core only opens, notifies, unmasks and
+/// closes.
+pub trait EventChannels {
+    /// An open channel. Dropping it without [`EventChannels::close`] leaks the port.
+    type Channel;
+    /// Allocates an unbound port that domain `remote` may bind to (what a frontend
+    /// publishes as `event-channel`). It starts masked until the first
+    /// [`EventChannels::unmask`].
+    fn open_unbound(&self, remote: DomId) -> Result<Self::Channel, EvtchnError>;
+    /// The local port number of `channel`.
+    fn port(&self, channel: &Self::Channel) -> Port;
+    /// Signals the remote end. Never blocks.
+    fn notify(&self, channel: &Self::Channel);
+    /// Re-enables delivery after the core has processed an event. Never blocks.
+    fn unmask(&self, channel: &Self::Channel);
+    /// Closes the port.
+    fn close(&self, channel: Self::Channel);
+}
+
+/// Why a grant operation failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GrantError {
+    /// No free grant reference (the grant table is full).
+    Exhausted,
+    /// The remote domain still maps or copies the page (`GTF_reading` /
+    /// `GTF_writing`): access was not ended, and the page must not be reused.
+    InUse,
+    /// The reference is not one this table handed out.
+    Invalid,
+    /// The platform cannot grant this frame (in the rig: not one of its pages).
+    BadFrame,
+}
+
+impl fmt::Display for GrantError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Exhausted => f.write_str("grant table exhausted"),
+            Self::InUse => f.write_str("grant still in use by the remote domain"),
+            Self::Invalid => f.write_str("invalid grant reference"),
+            Self::BadFrame => f.write_str("frame cannot be granted"),
+        }
+    }
+}
+
+/// Grant tables: maps onto XENBUS's GNTTAB interface.
+pub trait GrantTable {
+    /// Lets domain `domid` map `pfn` (read-only if `readonly`).
+    fn grant(&self, domid: DomId, pfn: Pfn, readonly: bool) -> Result<GrantRef, GrantError>;
+    /// Ends foreign access to `gref` and frees the reference. Returns
+    /// [`GrantError::InUse`] while the remote side still maps the page: the grant
+    /// then stays in place and the caller must neither reuse nor free the page
+    /// (quarantine it and try again later).
+    fn revoke(&self, gref: GrantRef) -> Result<(), GrantError>;
+    /// How many more references [`GrantTable::grant`] can hand out now, so that a
+    /// frontend can size its rings, queues and indirect pages to a budget.
+    fn available(&self) -> usize;
+}
+
+/// A page of guest memory owned by the platform: page-aligned, [`PAGE_SIZE`]
+/// bytes, zeroed when allocated, valid until handed back with [`Memory::free`].
+#[derive(Debug)]
+pub struct Page {
+    pfn: Pfn,
+    ptr: NonNull<u8>,
+}
+
+impl Page {
+    /// Wraps a platform page.
+    ///
+    /// # Safety
+    /// `ptr` must be page-aligned and valid for reads and writes of [`PAGE_SIZE`]
+    /// bytes until the `Page` is given back to the [`Memory`] that made it, and
+    /// `pfn` must be the frame the hypervisor knows that memory by.
+    pub const unsafe fn new(pfn: Pfn, ptr: NonNull<u8>) -> Self {
+        Self { pfn, ptr }
+    }
+
+    /// The page's frame number, what gets granted.
+    pub const fn pfn(&self) -> Pfn {
+        self.pfn
+    }
+
+    /// The page's address in this address space. Valid for [`PAGE_SIZE`] bytes (the
+    /// constructor's contract); shared pages are accessed with volatile or atomic
+    /// operations only, since the remote side writes them concurrently.
+    pub const fn as_ptr(&self) -> NonNull<u8> {
+        self.ptr
+    }
+}
+
+// SAFETY: a `Page` is an owned, exclusive handle to platform memory (the
+// constructor's contract); moving it to another thread moves that ownership.
+unsafe impl Send for Page {}
+
+/// Why a memory allocation failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutOfMemory;
+
+impl fmt::Display for OutOfMemory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("out of memory")
+    }
+}
+
+/// Grantable pages: on Windows non-paged, physically backed pool; in the rig,
+/// pages from `/dev/xen/gntalloc`.
+pub trait Memory {
+    /// Allocates one zeroed page.
+    fn alloc(&self) -> Result<Page, OutOfMemory>;
+    /// Gives a page back. The caller guarantees no grant of it is still active.
+    fn free(&self, page: Page);
+}
