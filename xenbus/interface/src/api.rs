@@ -285,41 +285,65 @@ pub trait GrantTable {
     fn available(&self) -> usize;
 }
 
-/// A page of guest memory owned by the platform: page-aligned, [`PAGE_SIZE`]
-/// bytes, zeroed when allocated, valid until handed back with [`Memory::free`].
+/// Pages of guest memory owned by the platform: one allocation of `count`
+/// pages, contiguous in this address space (what a multi-page shared ring needs),
+/// each with its own frame number, zeroed when allocated, valid until handed back
+/// with [`Memory::free`].
 #[derive(Debug)]
-pub struct Page {
-    pfn: Pfn,
+pub struct Pages {
     ptr: NonNull<u8>,
+    pfns: Vec<Pfn>,
 }
 
-impl Page {
-    /// Wraps a platform page.
+impl Pages {
+    /// Wraps a platform allocation.
     ///
     /// # Safety
-    /// `ptr` must be page-aligned and valid for reads and writes of [`PAGE_SIZE`]
-    /// bytes until the `Page` is given back to the [`Memory`] that made it, and
-    /// `pfn` must be the frame the hypervisor knows that memory by.
-    pub const unsafe fn new(pfn: Pfn, ptr: NonNull<u8>) -> Self {
-        Self { pfn, ptr }
+    /// `ptr` must be page-aligned and valid for reads and writes of
+    /// `pfns.len() * PAGE_SIZE` bytes until the `Pages` is given back to the
+    /// [`Memory`] that made it; `pfns[i]` must be the frame the hypervisor knows
+    /// the `i`-th page by; `pfns` must not be empty.
+    pub unsafe fn new(ptr: NonNull<u8>, pfns: Vec<Pfn>) -> Self {
+        debug_assert!(!pfns.is_empty());
+        Self { ptr, pfns }
     }
 
-    /// The page's frame number, what gets granted.
-    pub const fn pfn(&self) -> Pfn {
-        self.pfn
+    /// How many pages.
+    pub fn count(&self) -> usize {
+        self.pfns.len()
     }
 
-    /// The page's address in this address space. Valid for [`PAGE_SIZE`] bytes (the
-    /// constructor's contract); shared pages are accessed with volatile or atomic
-    /// operations only, since the remote side writes them concurrently.
-    pub const fn as_ptr(&self) -> NonNull<u8> {
+    /// Size in bytes (`count() * PAGE_SIZE`).
+    pub fn len(&self) -> usize {
+        self.pfns.len() * PAGE_SIZE
+    }
+
+    /// Never true: an allocation has at least one page.
+    pub fn is_empty(&self) -> bool {
+        self.pfns.is_empty()
+    }
+
+    /// The frame number of page `index`, what gets granted.
+    pub fn pfn(&self, index: usize) -> Option<Pfn> {
+        self.pfns.get(index).copied()
+    }
+
+    /// Every page's frame number, in address order.
+    pub fn pfns(&self) -> &[Pfn] {
+        &self.pfns
+    }
+
+    /// The first byte's address in this address space. Valid for [`Pages::len`]
+    /// bytes (the constructor's contract). Shared pages are accessed with volatile
+    /// or atomic operations only, since the remote side writes them concurrently.
+    pub fn as_ptr(&self) -> NonNull<u8> {
         self.ptr
     }
 }
 
-// SAFETY: a `Page` is an owned, exclusive handle to platform memory (the
+// SAFETY: `Pages` is an owned, exclusive handle to platform memory (the
 // constructor's contract); moving it to another thread moves that ownership.
-unsafe impl Send for Page {}
+unsafe impl Send for Pages {}
 
 /// Why a memory allocation failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -334,8 +358,8 @@ impl fmt::Display for OutOfMemory {
 /// Grantable pages: on Windows non-paged, physically backed pool; in the rig,
 /// pages from `/dev/xen/gntalloc`.
 pub trait Memory {
-    /// Allocates one zeroed page.
-    fn alloc(&self) -> Result<Page, OutOfMemory>;
-    /// Gives a page back. The caller guarantees no grant of it is still active.
-    fn free(&self, page: Page);
+    /// Allocates `count` zeroed pages, contiguous in this address space.
+    fn alloc(&self, count: usize) -> Result<Pages, OutOfMemory>;
+    /// Gives pages back. The caller guarantees no grant of them is still active.
+    fn free(&self, pages: Pages);
 }
