@@ -9,5 +9,13 @@
 #![no_std]
 #![deny(missing_docs)]
 
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
+pub mod ring;
 pub mod xenbus;
 pub mod xs_wire;
+
+/// The size of a Xen page (`XEN_PAGE_SIZE`, 4 KiB on every architecture), the unit
+/// of grants and shared rings.
+pub const XEN_PAGE_SIZE: usize = 4096;
