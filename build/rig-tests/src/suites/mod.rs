@@ -1,0 +1,11 @@
+//! The registered suites: one `mod` line and one `ALL` line per suite.
+
+use crate::Suite;
+
+mod platform;
+
+/// Every suite, in the order `xenpv-rig-tests test` (no arguments) runs them.
+#[rustfmt::skip] // one line per suite, so parallel additions merge cleanly
+pub const ALL: &[Suite] = &[
+    platform::SUITE,
+];
