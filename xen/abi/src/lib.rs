@@ -12,6 +12,10 @@
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
+pub mod blkif;
+pub mod console;
+pub mod grant_table;
+pub mod netif;
 pub mod ring;
 pub mod xenbus;
 pub mod xs_wire;

@@ -140,6 +140,27 @@ unsafe impl RingEntry for u64 {}
 // elements (size is a multiple of alignment), any bits valid, same alignment.
 unsafe impl<T: RingEntry, const N: usize> RingEntry for [T; N] {}
 
+/// Reinterprets one ring entry as another (as C code does with the members of a
+/// request union, e.g. a `blkif_request_discard` sent in a `blkif_request` slot):
+/// copies the first `min(size_of::<Src>(), size_of::<Dst>())` bytes of `src` and
+/// zero-fills the rest of the result.
+pub fn cast_entry<Src: RingEntry, Dst: RingEntry>(src: &Src) -> Dst {
+    let mut dst = core::mem::MaybeUninit::<Dst>::zeroed();
+    let count = if size_of::<Src>() < size_of::<Dst>() {
+        size_of::<Src>()
+    } else {
+        size_of::<Dst>()
+    };
+    let from = core::ptr::from_ref(src).cast::<u8>();
+    let to = dst.as_mut_ptr().cast::<u8>();
+    // SAFETY: `count` bytes are in bounds of both `src` and `dst`, which are
+    // distinct objects; every byte of `src` is initialised (RingEntry: no padding).
+    unsafe { core::ptr::copy_nonoverlapping(from, to, count) };
+    // SAFETY: `dst` is fully initialised (zeroed, then partly overwritten), and any
+    // bit pattern is a valid `Dst` (RingEntry contract).
+    unsafe { dst.assume_init() }
+}
+
 /// Size in bytes of one slot of a ring carrying `Req` and `Rsp`
 /// (`sizeof(union <name>_sring_entry)`).
 pub const fn entry_size<Req: RingEntry, Rsp: RingEntry>() -> usize {
