@@ -80,22 +80,34 @@ impl EvtchnDevice {
         port_from(rc)
     }
 
-    /// Waits until `channel` fires, at most `timeout`: `Ok(true)` if it did
-    /// (it then stays masked until [`EventChannels::unmask`]), `Ok(false)` on
-    /// timeout. Ports of other channels read meanwhile are kept for their own
-    /// waiters.
-    pub fn wait(&self, channel: &RigChannel, timeout: Duration) -> io::Result<bool> {
+    /// Waits until local `port` (bound through this device, directly or through
+    /// an interface table served from it) fires, at most `timeout`: `Ok(true)`
+    /// if it did (it then stays masked until [`EventChannels::unmask`]),
+    /// `Ok(false)` on timeout. Ports of other channels read meanwhile are kept
+    /// for their own waiters.
+    pub fn wait(&self, port: Port, timeout: Duration) -> io::Result<bool> {
         let deadline = Instant::now().checked_add(timeout);
         loop {
-            if self.lock_fired().remove(&channel.port.0) {
+            if self.lock_fired().remove(&port.0) {
                 return Ok(true);
             }
             let left = deadline.map_or(Duration::MAX, |d| {
                 d.saturating_duration_since(Instant::now())
             });
-            if !self.collect(left)? {
-                return Ok(self.lock_fired().remove(&channel.port.0));
+            if left.is_zero() || !self.collect(left)? {
+                return Ok(self.lock_fired().remove(&port.0));
             }
+        }
+    }
+
+    /// Re-enables delivery on local `port` (what [`EventChannels::unmask`] does
+    /// for a channel), for ports known only by number.
+    pub fn unmask_port(&self, port: Port) -> io::Result<()> {
+        let n = (&self.file).write(&port.0.to_ne_bytes())?;
+        if n == 4 {
+            Ok(())
+        } else {
+            Err(io::ErrorKind::WriteZero.into())
         }
     }
 
@@ -197,7 +209,7 @@ impl EventChannels for EvtchnDevice {
         // is left alone by the kernel. A short or failed write leaves the port
         // masked, which the caller's next wait times out on: nothing to recover
         // here on a non-blocking path.
-        let _ = (&self.file).write(&channel.port.0.to_ne_bytes());
+        let _ = self.unmask_port(channel.port);
     }
 
     fn close(&self, channel: RigChannel) {

@@ -3,9 +3,11 @@
 use crate::Suite;
 
 mod platform;
+mod store;
 
 /// Every suite, in the order `xenpv-rig-tests test` (no arguments) runs them.
 #[rustfmt::skip] // one line per suite, so parallel additions merge cleanly
 pub const ALL: &[Suite] = &[
     platform::SUITE,
+    store::SUITE,
 ];
