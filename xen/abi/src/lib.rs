@@ -14,9 +14,17 @@ extern crate alloc;
 
 pub mod blkif;
 pub mod console;
+pub mod event_channel;
 pub mod grant_table;
+pub mod hvm;
+pub mod hypercall;
+pub mod memory;
 pub mod netif;
 pub mod ring;
+pub mod sched;
+pub mod shared_info;
+pub mod vcpu;
+pub mod xen_version;
 pub mod xenbus;
 pub mod xs_wire;
 
