@@ -11,6 +11,7 @@
 //! DISPATCH_LEVEL and never block or allocate. Opening and closing channels,
 //! allocating pages: PASSIVE_LEVEL.
 
+use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
@@ -362,4 +363,106 @@ pub trait Memory {
     fn alloc(&self, count: usize) -> Result<Pages, OutOfMemory>;
     /// Gives pages back. The caller guarantees no grant of them is still active.
     fn free(&self, pages: Pages);
+}
+
+/// When a [`Suspend`] callback runs after the domain resumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SuspendPhase {
+    /// Right after resume, on one CPU with interrupts off (HIGH_LEVEL on
+    /// Windows): no blocking, no allocation, no lock another CPU may hold.
+    Early,
+    /// Once every CPU is back (DISPATCH_LEVEL on Windows): re-connect rings
+    /// and re-publish xenstore keys from here (by scheduling PASSIVE work).
+    Late,
+}
+
+/// A resume callback.
+pub type ResumeCallback = Box<dyn Fn() + Send + Sync>;
+
+/// Why a suspend operation failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SuspendError {
+    /// Out of memory or registration slots.
+    Exhausted,
+    /// The platform refused (e.g. a suspend is already in progress).
+    Refused,
+}
+
+impl fmt::Display for SuspendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Exhausted => f.write_str("no room for a suspend callback"),
+            Self::Refused => f.write_str("suspend refused"),
+        }
+    }
+}
+
+/// Suspend and resume: maps onto XENBUS's SUSPEND interface.
+///
+/// After a resume (save/restore, live migration) every shared ring, grant and
+/// event channel is gone from the backend's point of view: frontends learn of
+/// it from their callbacks and reconnect.
+pub trait Suspend {
+    /// A registered callback. Dropping it without [`Suspend::deregister`]
+    /// leaks the registration (the callback keeps running).
+    type Registration;
+    /// Runs `callback` in `phase` after every resume.
+    fn register(
+        &self,
+        phase: SuspendPhase,
+        callback: ResumeCallback,
+    ) -> Result<Self::Registration, SuspendError>;
+    /// Stops a callback; it does not run again once this returns.
+    fn deregister(&self, registration: Self::Registration);
+    /// Suspends the domain now (what the toolstack's `control/shutdown` =
+    /// `suspend` asks for); returns after the resume.
+    fn trigger(&self) -> Result<(), SuspendError>;
+    /// How many times the domain has been suspended since boot: a frontend
+    /// compares it to notice a resume it slept through.
+    fn count(&self) -> u32;
+}
+
+/// A debug dump callback; the argument says whether the system is crashing
+/// (then: no locks, no allocation, print what is cheap).
+pub type DumpCallback = Box<dyn Fn(bool) + Send + Sync>;
+
+/// Why a debug operation failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DebugError {
+    /// Out of memory or registration slots.
+    Exhausted,
+    /// The prefix is empty or contains a NUL.
+    InvalidPrefix,
+}
+
+impl fmt::Display for DebugError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Exhausted => f.write_str("no room for a debug callback"),
+            Self::InvalidPrefix => f.write_str("invalid debug prefix"),
+        }
+    }
+}
+
+/// Debug dumps: maps onto XENBUS's DEBUG interface.
+///
+/// A core registers a callback that prints its state (rings, shadows,
+/// counters) with [`Debug::print`] when the platform dumps: on demand, or on a
+/// crash.
+pub trait Debug {
+    /// A registered callback. Dropping it without [`Debug::deregister`] leaks
+    /// the registration.
+    type Registration;
+    /// Registers `callback` under `prefix` (the name lines are tagged with).
+    fn register(
+        &self,
+        prefix: &str,
+        callback: DumpCallback,
+    ) -> Result<Self::Registration, DebugError>;
+    /// Prints one piece of a dump (call it from a dump callback).
+    fn print(&self, text: &str);
+    /// Runs one callback now, or every callback with `None`.
+    fn trigger(&self, registration: Option<&Self::Registration>);
+    /// Stops a callback.
+    fn deregister(&self, registration: Self::Registration);
 }

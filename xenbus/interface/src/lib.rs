@@ -1,14 +1,82 @@
 //! What a XENBUS child sees of its bus.
 //!
 //! * [`api`]: the safe traits every portable core is written against (`Store`,
-//!   `EventChannels`, `GrantTable`, `Memory`, ...). The Windows shells, the Linux rig
-//!   platform and the unit-test fakes implement them.
-//! * The C-layout interface tables (one module per interface) that XENBUS serves to
-//!   children through `IRP_MN_QUERY_INTERFACE`, layout-compatible with the Xen
-//!   Project's C drivers, with version negotiation and the PDO revision table.
+//!   `EventChannels`, `GrantTable`, `Suspend`, `Debug`, `Memory`, ...). The
+//!   Windows shells, the Linux rig platform and the unit-test fakes implement
+//!   them.
+//! * The C-layout interface tables XENBUS serves to its children through
+//!   `IRP_MN_QUERY_INTERFACE`, one module per interface, one type per released
+//!   version, layout-compatible with the Xen Project's C drivers on x86_64 (the
+//!   only target they are defined for): [`store`], [`evtchn`], [`gnttab`],
+//!   [`suspend`], [`debug`], [`unplug`], [`shared_info`], [`console`],
+//!   [`range_set`], [`cache`], [`emulated`] (XENFILT) and [`vif`] (XENVIF).
+//! * [`serve`]: the bus side of a query (C semantics: `STATUS_NOT_SUPPORTED`,
+//!   `STATUS_BUFFER_OVERFLOW`), reference counting, and the child side's
+//!   negotiation (newest version first, falling back within its range).
+//! * [`revision`]: the PDO revision table (revision number to the version of
+//!   every interface) and the hardware and compatible IDs it implies.
+//!
+//! # The round trip: trait → table → trait
+//!
+//! Cores never touch a table. For STORE, EVTCHN, GNTTAB, SUSPEND and DEBUG this
+//! crate has both ends:
+//! * a **bus-side provider** (`store::bus::StoreProvider`,
+//!   `evtchn::bus::EvtchnProvider`, ...) that serves the C table from *any*
+//!   implementation of the trait: `Context` points at the provider, and each
+//!   table method is an `unsafe extern "C"` trampoline into the trait;
+//! * a **child-side wrapper** (`store::child::ChildStore`,
+//!   `evtchn::child::ChildEvtchn`, ...) that queries the table from a
+//!   [`serve::QueryInterface`] and implements the trait by calling it.
+//!
+//! On Windows, XENBUS serves its own implementation through the providers and
+//! the shells of XENVBD, XENVIF and XENIFACE consume XENBUS (ours or the Xen
+//! Project's) through the wrappers. The rig does both in one process, so every
+//! rig test runs through the same tables Windows uses:
+//!
+//! ```
+//! use xenbus_interface::api::{Store, Txn};
+//! use xenbus_interface::fake::FakeStore;
+//! use xenbus_interface::serve::Bus;
+//! use xenbus_interface::store::{bus::StoreProvider, child::ChildStore, events::Loopback};
+//!
+//! // Bus side: serve the platform's implementation (here an in-memory fake;
+//! // in the rig, the Linux platform over /dev/xen/xenbus).
+//! let provider = StoreProvider::new(FakeStore::default(), Loopback);
+//! let mut bus = Bus::new();
+//! bus.serve(&provider).unwrap();
+//!
+//! // Child side: query the table and use it as a `Store`.
+//! let store = ChildStore::new(&bus, Loopback).unwrap();
+//! store.write(Txn::NONE, "device/vbd/768/state", b"1").unwrap();
+//! assert_eq!(store.read(Txn::NONE, "device/vbd/768/state").unwrap(), b"1");
+//! drop(store);
+//! assert!(provider.outstanding() == Default::default());
+//! ```
+//!
+//! Ownership across the boundary is the C interface's: buffers `Read` and
+//! `Directory` return are freed with `Free` by the wrapper, exactly once;
+//! handles (transactions, watches, channels, grant entries, callbacks) are
+//! owned by the bus from creation until the call that ends them. Providers
+//! record what they handed out and refuse handles they did not make.
+//!
+//! `unsafe` lives here, at the C boundary, each block with its reason.
 #![no_std]
 #![deny(missing_docs)]
 
 extern crate alloc;
 
 pub mod api;
+pub mod cache;
+pub mod console;
+pub mod emulated;
+#[cfg(any(test, feature = "test-utils"))]
+pub mod fake;
+pub mod printf;
+pub mod range_set;
+pub mod serve;
+pub mod shared_info;
+pub mod store;
+pub mod table;
+pub mod types;
+pub mod unplug;
+pub mod vif;
