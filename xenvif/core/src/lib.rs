@@ -9,10 +9,15 @@
 #![cfg_attr(not(test), no_std)]
 #![deny(missing_docs, unsafe_code)]
 
-#[cfg(any(test, feature = "test-utils"))]
 extern crate alloc;
 
+pub mod error;
+#[cfg(any(test, feature = "test-utils"))]
+pub mod fake;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod fuzz;
 pub mod rss;
+pub mod rx;
+pub mod stats;
+pub mod tx;
 pub mod wire;

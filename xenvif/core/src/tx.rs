@@ -1,0 +1,1041 @@
+//! The transmit side of one queue: packets (chains of page fragments) become
+//! netif tx requests; responses are validated and complete packets.
+//!
+//! Slot layout of a packet (netif.h): the first request carries the whole
+//! packet's size and the offload flags, `NETTXF_extra_info` announces extra
+//! slots (GSO, multicast) right after it, `NETTXF_more_data` chains the rest.
+//! netback answers every request, extra slots with `NETIF_RSP_NULL`.
+//!
+//! Everything is pre-allocated when the queue is built: submitting and polling
+//! never allocate (DISPATCH_LEVEL on Windows).
+
+use alloc::vec::Vec;
+
+use xen_abi::netif::{
+    NETIF_RSP_DROPPED, NETIF_RSP_ERROR, NETIF_RSP_NULL, NETIF_RSP_OKAY, NETTXF_CSUM_BLANK,
+    NETTXF_DATA_VALIDATED, NETTXF_EXTRA_INFO, NETTXF_MORE_DATA, NetifExtraGso, NetifExtraInfo,
+    NetifExtraMcast, NetifTxFrontRing, NetifTxRequest, NetifTxResponse,
+    XEN_NETIF_EXTRA_TYPE_MCAST_ADD, XEN_NETIF_EXTRA_TYPE_MCAST_DEL, XEN_NETIF_GSO_TYPE_TCPV4,
+    XEN_NETIF_GSO_TYPE_TCPV6, XEN_NETIF_MAX_TX_SIZE,
+};
+use xen_abi::ring::{RingMemory, RingSetupError};
+use xenbus_interface::api::{DomId, GrantError, GrantRef, GrantTable, PAGE_SIZE, Pfn};
+
+use crate::error::Violation;
+use crate::stats::Statistics;
+use crate::wire::ethernet::MacAddress;
+
+/// One fragment of a packet: `len` bytes at `offset` in frame `pfn`. A
+/// fragment never crosses its page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TxBuffer {
+    /// The frame.
+    pub pfn: Pfn,
+    /// Offset of the data in the frame.
+    pub offset: u16,
+    /// Bytes.
+    pub len: u16,
+}
+
+/// Segmentation offload kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GsoKind {
+    /// TCP over IPv4.
+    TcpV4,
+    /// TCP over IPv6.
+    TcpV6,
+}
+
+/// A segmentation offload request: the backend cuts the packet into segments of
+/// at most `mss` payload bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Gso {
+    /// Kind.
+    pub kind: GsoKind,
+    /// Maximum segment size.
+    pub mss: u16,
+}
+
+/// What the backend is asked to do for a packet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TxOffload {
+    /// The TCP/UDP checksum is blank (only the pseudo-header sum is in the
+    /// field): the backend completes it (`NETTXF_csum_blank`).
+    pub checksum_blank: bool,
+    /// The data is known good (`NETTXF_data_validated`); set with
+    /// `checksum_blank`, as Linux and the Windows drivers do.
+    pub data_validated: bool,
+    /// Segmentation offload.
+    pub gso: Option<Gso>,
+}
+
+/// A packet to send.
+#[derive(Clone, Copy, Debug)]
+pub struct TxPacket<'a> {
+    /// Its fragments, in order.
+    pub buffers: &'a [TxBuffer],
+    /// Offloads.
+    pub offload: TxOffload,
+    /// The caller's cookie, handed back on completion.
+    pub tag: u64,
+}
+
+/// How a packet ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxStatus {
+    /// Sent.
+    Okay,
+    /// The backend dropped it.
+    Dropped,
+    /// The backend reported an error, or the device failed with it in flight.
+    Error,
+}
+
+/// A finished packet: its buffers may be reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TxCompletion {
+    /// The packet's tag.
+    pub tag: u64,
+    /// How it ended.
+    pub status: TxStatus,
+}
+
+/// Why a packet was not queued (nothing was written; the caller keeps it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxError {
+    /// Not enough free slots or ids now; retry after completions.
+    RingFull,
+    /// No grant reference available now.
+    NoGrants,
+    /// More fragments than the backend accepts: coalesce and retry (see
+    /// [`TxQueue::max_slots`]).
+    TooManySlots {
+        /// Fragments given.
+        needed: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// No fragment, a fragment crossing its page or empty, or a packet over
+    /// 64 KiB − 1.
+    BadPacket,
+    /// An offload the backend did not offer.
+    Unsupported,
+    /// The device is broken.
+    Broken,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    /// `None` for a data-less request (multicast control).
+    gref: Option<GrantRef>,
+    /// Id of the packet's first slot (its entry in `packets`).
+    head: u16,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct InFlight {
+    tag: u64,
+    /// Slots not yet answered and revoked.
+    pending: u16,
+    status: TxStatus,
+}
+
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "one flag per backend feature"
+)]
+/// What the transmit path may use, decided at connect time from the backend's
+/// features and our settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TxCapabilities {
+    /// Most fragments per packet (1 without `feature-sg`).
+    pub max_slots: usize,
+    /// Checksum offload over IPv4.
+    pub csum_ipv4: bool,
+    /// Checksum offload over IPv6.
+    pub csum_ipv6: bool,
+    /// TSO over IPv4.
+    pub gso_tcpv4: bool,
+    /// TSO over IPv6.
+    pub gso_tcpv6: bool,
+    /// Multicast control through extra info.
+    pub multicast_control: bool,
+}
+
+/// The transmit half of one queue over ring memory `R`.
+#[derive(Debug)]
+pub struct TxQueue<R> {
+    ring: NetifTxFrontRing<R>,
+    backend: DomId,
+    caps: TxCapabilities,
+    slots: Vec<Option<Slot>>,
+    free_ids: Vec<u16>,
+    packets: Vec<Option<InFlight>>,
+    /// Grants the backend would not release; their packets stay pending.
+    quarantine: Vec<(GrantRef, u16)>,
+    broken: Option<Violation>,
+}
+
+impl<R: RingMemory> TxQueue<R> {
+    /// Initialises a tx ring in `memory` (one page, already granted to the
+    /// backend by the caller) for `backend` with `caps`.
+    pub fn new(memory: R, backend: DomId, caps: TxCapabilities) -> Result<Self, RingSetupError> {
+        let ring = NetifTxFrontRing::new(memory)?;
+        let size = usize::try_from(ring.size()).unwrap_or(0);
+        // Ids are u16: a one-page tx ring has 256 slots.
+        let ids = size.min(usize::from(u16::MAX));
+        Ok(Self {
+            ring,
+            backend,
+            caps,
+            slots: alloc::vec![None; ids],
+            free_ids: (0..ids)
+                .rev()
+                .filter_map(|i| u16::try_from(i).ok())
+                .collect(),
+            packets: alloc::vec![None; ids],
+            quarantine: Vec::with_capacity(ids),
+            broken: None,
+        })
+    }
+
+    /// The most fragments one packet may have.
+    pub fn max_slots(&self) -> usize {
+        self.caps.max_slots
+    }
+
+    /// The capabilities in force.
+    pub fn capabilities(&self) -> TxCapabilities {
+        self.caps
+    }
+
+    /// Why the queue is broken, if it is.
+    pub fn broken(&self) -> Option<Violation> {
+        self.broken
+    }
+
+    /// Packets queued and not completed.
+    pub fn in_flight(&self) -> usize {
+        self.packets.iter().filter(|p| p.is_some()).count()
+    }
+
+    /// Gives the ring memory back (after [`TxQueue::fail_all`] or when idle).
+    pub fn into_memory(self) -> R {
+        self.ring.into_memory()
+    }
+
+    /// Queues `packet`. On error nothing was written and no grant is held.
+    /// Call [`TxQueue::push`] after a batch to publish it.
+    pub fn submit(
+        &mut self,
+        grants: &impl GrantTable,
+        packet: &TxPacket<'_>,
+        stats: &mut Statistics,
+    ) -> Result<(), TxError> {
+        if self.broken.is_some() {
+            return Err(TxError::Broken);
+        }
+        let total = validate_buffers(packet.buffers)?;
+        let count = packet.buffers.len();
+        if count > self.caps.max_slots {
+            return Err(TxError::TooManySlots {
+                needed: count,
+                max: self.caps.max_slots,
+            });
+        }
+        let gso = match packet.offload.gso {
+            None => None,
+            Some(gso) => {
+                let allowed = match gso.kind {
+                    GsoKind::TcpV4 => self.caps.gso_tcpv4,
+                    GsoKind::TcpV6 => self.caps.gso_tcpv6,
+                };
+                if !allowed || gso.mss == 0 {
+                    return Err(TxError::Unsupported);
+                }
+                Some(gso)
+            }
+        };
+        let extras = usize::from(gso.is_some());
+        let free = usize::try_from(self.ring.free_requests()).unwrap_or(0);
+        if free < count + extras || self.free_ids.len() < count {
+            return Err(TxError::RingFull);
+        }
+        let grefs = self.grant_all(grants, packet.buffers)?;
+        let mut head = None;
+        for (i, buffer) in packet.buffers.iter().enumerate() {
+            // Checked above: enough free ids.
+            let Some(id) = self.free_ids.pop() else {
+                return Err(TxError::RingFull);
+            };
+            let head_id = *head.get_or_insert(id);
+            self.slots[usize::from(id)] = Some(Slot {
+                gref: Some(grefs[i]),
+                head: head_id,
+            });
+            let mut flags = 0;
+            if i + 1 < count {
+                flags |= NETTXF_MORE_DATA;
+            }
+            let size = if i == 0 {
+                if packet.offload.checksum_blank {
+                    flags |= NETTXF_CSUM_BLANK;
+                }
+                if packet.offload.data_validated || packet.offload.checksum_blank {
+                    flags |= NETTXF_DATA_VALIDATED;
+                }
+                if gso.is_some() {
+                    flags |= NETTXF_EXTRA_INFO;
+                }
+                total
+            } else {
+                buffer.len
+            };
+            let request = NetifTxRequest {
+                gref: grefs[i].0,
+                offset: buffer.offset,
+                flags,
+                id,
+                size,
+            };
+            // Space was checked above; a failure here cannot happen.
+            let _ = self.ring.write_request(&request);
+            if let (0, Some(gso)) = (i, gso) {
+                let kind = match gso.kind {
+                    GsoKind::TcpV4 => XEN_NETIF_GSO_TYPE_TCPV4,
+                    GsoKind::TcpV6 => XEN_NETIF_GSO_TYPE_TCPV6,
+                };
+                let extra = NetifExtraInfo::from_gso(
+                    0,
+                    NetifExtraGso {
+                        size: gso.mss,
+                        r#type: kind,
+                        pad: 0,
+                        features: 0,
+                    },
+                );
+                let _ = self.ring.write_request(&NetifTxRequest::from(extra));
+            }
+        }
+        if let Some(head) = head {
+            self.packets[usize::from(head)] = Some(InFlight {
+                tag: packet.tag,
+                pending: u16::try_from(count).unwrap_or(u16::MAX),
+                status: TxStatus::Okay,
+            });
+        }
+        stats.tx_packets_queued += 1;
+        Ok(())
+    }
+
+    /// Grants every fragment read-only, or none.
+    fn grant_all(
+        &self,
+        grants: &impl GrantTable,
+        buffers: &[TxBuffer],
+    ) -> Result<[GrantRef; MAX_FRAGMENTS], TxError> {
+        let mut grefs = [GrantRef(0); MAX_FRAGMENTS];
+        for (i, buffer) in buffers.iter().enumerate() {
+            if let Ok(gref) = grants.grant(self.backend, buffer.pfn, true) {
+                grefs[i] = gref;
+            } else {
+                for gref in &grefs[..i] {
+                    // Never mapped by anyone yet: revoking cannot be refused.
+                    let _ = grants.revoke(*gref);
+                }
+                return Err(TxError::NoGrants);
+            }
+        }
+        Ok(grefs)
+    }
+
+    /// Queues a multicast filter change (`feature-dynamic-multicast-control`):
+    /// a data-less request (no grant, size 0) carrying an `MCAST_ADD`/`_DEL`
+    /// extra. netback applies it and answers the request; the completion
+    /// carries `tag` (an error status means the backend refused the address).
+    pub fn submit_multicast(
+        &mut self,
+        address: MacAddress,
+        add: bool,
+        tag: u64,
+        stats: &mut Statistics,
+    ) -> Result<(), TxError> {
+        if !self.caps.multicast_control {
+            return Err(TxError::Unsupported);
+        }
+        if self.broken.is_some() {
+            return Err(TxError::Broken);
+        }
+        if self.ring.free_requests() < 2 {
+            return Err(TxError::RingFull);
+        }
+        let Some(id) = self.free_ids.pop() else {
+            return Err(TxError::RingFull);
+        };
+        self.slots[usize::from(id)] = Some(Slot {
+            gref: None,
+            head: id,
+        });
+        let request = NetifTxRequest {
+            gref: 0,
+            offset: 0,
+            flags: NETTXF_EXTRA_INFO,
+            id,
+            size: 0,
+        };
+        let _ = self.ring.write_request(&request);
+        let kind = if add {
+            XEN_NETIF_EXTRA_TYPE_MCAST_ADD
+        } else {
+            XEN_NETIF_EXTRA_TYPE_MCAST_DEL
+        };
+        let extra = NetifExtraInfo::from_mcast(kind, 0, NetifExtraMcast { addr: address.0 });
+        let _ = self.ring.write_request(&NetifTxRequest::from(extra));
+        self.packets[usize::from(id)] = Some(InFlight {
+            tag,
+            pending: 1,
+            status: TxStatus::Okay,
+        });
+        stats.tx_packets_queued += 1;
+        Ok(())
+    }
+
+    /// Publishes queued requests; `true` when the backend must be notified.
+    pub fn push(&mut self) -> bool {
+        self.ring.push_requests_and_check_notify()
+    }
+
+    /// Consumes up to `budget` responses, completing finished packets through
+    /// `complete`. Returns how many responses were consumed. A protocol
+    /// violation breaks the queue (see [`TxQueue::broken`]) and completes every
+    /// packet in flight with [`TxStatus::Error`].
+    pub fn poll(
+        &mut self,
+        grants: &impl GrantTable,
+        budget: usize,
+        stats: &mut Statistics,
+        complete: &mut impl FnMut(TxCompletion),
+    ) -> usize {
+        self.retry_quarantine(grants, stats, complete);
+        if self.broken.is_some() {
+            return 0;
+        }
+        let mut consumed = 0;
+        let result = loop {
+            if consumed >= budget {
+                break Ok(());
+            }
+            let response = match self.ring.responses() {
+                Err(e) => {
+                    break Err(Violation::ProducerOverflow {
+                        ring: "tx",
+                        prod: e.prod,
+                        cons: e.cons,
+                    });
+                }
+                Ok(mut responses) => match responses.next() {
+                    None => break Ok(()),
+                    Some(r) => r,
+                },
+            };
+            consumed += 1;
+            if let Err(v) = self.one_response(grants, response, stats, complete) {
+                break Err(v);
+            }
+        };
+        if let Err(violation) = result {
+            self.fail(grants, violation, stats, complete);
+        }
+        consumed
+    }
+
+    fn one_response(
+        &mut self,
+        grants: &impl GrantTable,
+        response: NetifTxResponse,
+        stats: &mut Statistics,
+        complete: &mut impl FnMut(TxCompletion),
+    ) -> Result<(), Violation> {
+        if response.status == NETIF_RSP_NULL {
+            // The answer to an extra-info slot.
+            return Ok(());
+        }
+        let status = match response.status {
+            NETIF_RSP_OKAY => TxStatus::Okay,
+            NETIF_RSP_DROPPED => TxStatus::Dropped,
+            NETIF_RSP_ERROR => TxStatus::Error,
+            status => {
+                return Err(Violation::BadTxStatus {
+                    id: response.id,
+                    status,
+                });
+            }
+        };
+        let id = response.id;
+        let Some(slot) = self.slots.get_mut(usize::from(id)).and_then(Option::take) else {
+            return Err(Violation::UnknownId { ring: "tx", id });
+        };
+        self.free_ids.push(id);
+        if let Some(packet) = self
+            .packets
+            .get_mut(usize::from(slot.head))
+            .and_then(Option::as_mut)
+        {
+            if status != TxStatus::Okay {
+                packet.status = status;
+            }
+        }
+        if let Some(gref) = slot
+            .gref
+            .filter(|&g| grants.revoke(g) == Err(GrantError::InUse))
+        {
+            self.quarantine.push((gref, slot.head));
+            return Err(Violation::GrantStillMapped { ring: "tx" });
+        }
+        self.finish_slot(slot.head, stats, complete);
+        Ok(())
+    }
+
+    /// `true` when responses wait (after re-arming the event): poll again.
+    pub fn more_to_do(&mut self) -> bool {
+        self.broken.is_none() && self.ring.final_check_for_responses().unwrap_or(true)
+    }
+
+    /// Marks the queue broken for `violation` and completes every packet in
+    /// flight with an error, except those whose grants the backend still maps
+    /// (retried on every poll, never completed while mapped).
+    pub fn fail(
+        &mut self,
+        grants: &impl GrantTable,
+        violation: Violation,
+        stats: &mut Statistics,
+        complete: &mut impl FnMut(TxCompletion),
+    ) {
+        if self.broken.is_none() {
+            self.broken = Some(violation);
+        }
+        self.fail_all(grants, stats, complete);
+    }
+
+    /// Completes every packet in flight with [`TxStatus::Error`] (teardown, or a
+    /// backend reset: nothing will answer them any more).
+    pub fn fail_all(
+        &mut self,
+        grants: &impl GrantTable,
+        stats: &mut Statistics,
+        complete: &mut impl FnMut(TxCompletion),
+    ) {
+        for id in 0..self.slots.len() {
+            let Some(slot) = self.slots[id].take() else {
+                continue;
+            };
+            if let Ok(id) = u16::try_from(id) {
+                self.free_ids.push(id);
+            }
+            if let Some(packet) = self
+                .packets
+                .get_mut(usize::from(slot.head))
+                .and_then(Option::as_mut)
+            {
+                packet.status = TxStatus::Error;
+            }
+            if let Some(gref) = slot
+                .gref
+                .filter(|&g| grants.revoke(g) == Err(GrantError::InUse))
+            {
+                self.quarantine.push((gref, slot.head));
+                continue;
+            }
+            self.finish_slot(slot.head, stats, complete);
+        }
+    }
+
+    fn retry_quarantine(
+        &mut self,
+        grants: &impl GrantTable,
+        stats: &mut Statistics,
+        complete: &mut impl FnMut(TxCompletion),
+    ) {
+        let mut i = 0;
+        while i < self.quarantine.len() {
+            let (gref, head) = self.quarantine[i];
+            if grants.revoke(gref) == Err(GrantError::InUse) {
+                i += 1;
+            } else {
+                self.quarantine.swap_remove(i);
+                self.finish_slot(head, stats, complete);
+            }
+        }
+    }
+
+    /// Grants the backend still maps (their packets are held back).
+    pub fn quarantined(&self) -> usize {
+        self.quarantine.len()
+    }
+
+    fn finish_slot(
+        &mut self,
+        head: u16,
+        stats: &mut Statistics,
+        complete: &mut impl FnMut(TxCompletion),
+    ) {
+        let Some(entry) = self.packets.get_mut(usize::from(head)) else {
+            return;
+        };
+        let Some(packet) = entry.as_mut() else {
+            return;
+        };
+        packet.pending = packet.pending.saturating_sub(1);
+        if packet.pending == 0 {
+            let done = TxCompletion {
+                tag: packet.tag,
+                status: packet.status,
+            };
+            *entry = None;
+            match done.status {
+                TxStatus::Okay => stats.tx_packets_ok += 1,
+                TxStatus::Dropped => stats.tx_packets_dropped += 1,
+                TxStatus::Error => stats.tx_packets_error += 1,
+            }
+            complete(done);
+        }
+    }
+}
+
+/// Most fragments any packet may have: 64 KiB of data in page-sized pieces,
+/// each possibly split across two pages, bounded by netback's own limit.
+pub const MAX_FRAGMENTS: usize = xen_abi::netif::XEN_NETIF_NR_SLOTS_MIN;
+
+/// Checks fragments and returns the total length.
+fn validate_buffers(buffers: &[TxBuffer]) -> Result<u16, TxError> {
+    if buffers.is_empty() || buffers.len() > MAX_FRAGMENTS {
+        return Err(if buffers.is_empty() {
+            TxError::BadPacket
+        } else {
+            TxError::TooManySlots {
+                needed: buffers.len(),
+                max: MAX_FRAGMENTS,
+            }
+        });
+    }
+    let mut total: u32 = 0;
+    for buffer in buffers {
+        let end = usize::from(buffer.offset) + usize::from(buffer.len);
+        if buffer.len == 0 || end > PAGE_SIZE {
+            return Err(TxError::BadPacket);
+        }
+        total += u32::from(buffer.len);
+    }
+    if total > XEN_NETIF_MAX_TX_SIZE {
+        return Err(TxError::BadPacket);
+    }
+    u16::try_from(total).map_err(|_| TxError::BadPacket)
+}
+
+/// Splits `len` bytes of a contiguous run starting at byte `offset` of the
+/// page list `pfns` into page-bounded fragments (what an MDL chain becomes).
+/// Returns how many were written to `out`, or `None` when they do not fit, the
+/// run leaves the pages, or the length is zero.
+pub fn fragments_of(
+    pfns: &[Pfn],
+    offset: usize,
+    len: usize,
+    out: &mut [TxBuffer],
+) -> Option<usize> {
+    if len == 0 {
+        return None;
+    }
+    let end = offset.checked_add(len)?;
+    if end > pfns.len().checked_mul(PAGE_SIZE)? {
+        return None;
+    }
+    let mut at = offset;
+    let mut n = 0;
+    while at < end {
+        let page = at / PAGE_SIZE;
+        let in_page = at % PAGE_SIZE;
+        let chunk = (PAGE_SIZE - in_page).min(end - at);
+        *out.get_mut(n)? = TxBuffer {
+            pfn: *pfns.get(page)?,
+            offset: u16::try_from(in_page).ok()?,
+            len: u16::try_from(chunk).ok()?,
+        };
+        n += 1;
+        at += chunk;
+    }
+    Some(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake::{FakeBackend, FakeGrants, FakeMemory};
+    use alloc::sync::Arc;
+    use xen_abi::netif::XEN_NETIF_EXTRA_TYPE_GSO;
+    use xen_abi::ring::HeapRingMemory;
+
+    const CAPS: TxCapabilities = TxCapabilities {
+        max_slots: MAX_FRAGMENTS,
+        csum_ipv4: true,
+        csum_ipv6: true,
+        gso_tcpv4: true,
+        gso_tcpv6: true,
+        multicast_control: true,
+    };
+
+    struct Rig {
+        memory: FakeMemory,
+        grants: FakeGrants,
+        queue: TxQueue<Arc<HeapRingMemory>>,
+        backend: FakeBackend,
+        stats: Statistics,
+        done: Vec<TxCompletion>,
+    }
+
+    fn rig(caps: TxCapabilities) -> Rig {
+        let (tx, rx) = FakeBackend::ring_pages();
+        let queue = TxQueue::new(tx.clone(), DomId(0), caps).unwrap();
+        let _rx = crate::rx::RxQueue::new(rx.clone(), DomId(0)).unwrap();
+        Rig {
+            memory: FakeMemory::default(),
+            grants: FakeGrants::default(),
+            queue,
+            backend: FakeBackend::attach(tx, rx),
+            stats: Statistics::default(),
+            done: Vec::new(),
+        }
+    }
+
+    impl Rig {
+        /// A packet of `data` laid out from byte `offset` of fresh pages.
+        fn buffers(&self, data: &[u8], offset: usize) -> Vec<TxBuffer> {
+            let pages = (offset + data.len()).div_ceil(PAGE_SIZE);
+            let pfns: Vec<Pfn> = (0..pages).map(|_| self.memory.alloc()).collect();
+            for (i, chunk) in data.chunks(1).enumerate() {
+                let at = offset + i;
+                self.memory
+                    .write(pfns[at / PAGE_SIZE], at % PAGE_SIZE, chunk);
+            }
+            let mut out = [TxBuffer {
+                pfn: Pfn(0),
+                offset: 0,
+                len: 0,
+            }; MAX_FRAGMENTS];
+            let n = fragments_of(&pfns, offset, data.len(), &mut out).unwrap();
+            out[..n].to_vec()
+        }
+
+        fn poll(&mut self) -> usize {
+            let done = &mut self.done;
+            self.queue
+                .poll(&self.grants, usize::MAX, &mut self.stats, &mut |c| {
+                    done.push(c);
+                })
+        }
+    }
+
+    fn pattern(len: usize) -> Vec<u8> {
+        (0..len).map(|i| u8::try_from(i % 251).unwrap()).collect()
+    }
+
+    #[test]
+    fn single_slot_with_checksum_offload() {
+        let mut r = rig(CAPS);
+        let data = pattern(60);
+        let buffers = r.buffers(&data, 100);
+        let offload = TxOffload {
+            checksum_blank: true,
+            ..TxOffload::default()
+        };
+        r.queue
+            .submit(
+                &r.grants,
+                &TxPacket {
+                    buffers: &buffers,
+                    offload,
+                    tag: 7,
+                },
+                &mut r.stats,
+            )
+            .unwrap();
+        assert!(r.queue.push());
+        let sent = r
+            .backend
+            .take_tx(&r.grants, &r.memory, NETIF_RSP_OKAY, true);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].data, data);
+        assert_eq!(sent[0].flags, NETTXF_CSUM_BLANK | NETTXF_DATA_VALIDATED);
+        assert_eq!(r.grants.active(), 1, "granted until answered");
+        assert_eq!(r.poll(), 1);
+        assert_eq!(
+            r.done,
+            [TxCompletion {
+                tag: 7,
+                status: TxStatus::Okay
+            }]
+        );
+        assert_eq!(r.grants.active(), 0);
+        assert_eq!((r.stats.tx_packets_queued, r.stats.tx_packets_ok), (1, 1));
+    }
+
+    #[test]
+    fn gso_chain_over_pages() {
+        let mut r = rig(CAPS);
+        let data = pattern(65_000);
+        let buffers = r.buffers(&data, 4000);
+        assert_eq!(buffers.len(), 17);
+        let gso = Some(Gso {
+            kind: GsoKind::TcpV6,
+            mss: 1440,
+        });
+        let offload = TxOffload {
+            checksum_blank: true,
+            data_validated: true,
+            gso,
+        };
+        r.queue
+            .submit(
+                &r.grants,
+                &TxPacket {
+                    buffers: &buffers,
+                    offload,
+                    tag: 1,
+                },
+                &mut r.stats,
+            )
+            .unwrap();
+        r.queue.push();
+        let sent = r
+            .backend
+            .take_tx(&r.grants, &r.memory, NETIF_RSP_OKAY, true);
+        assert_eq!(sent[0].data, data);
+        assert_eq!(sent[0].slots, 18);
+        assert!(sent[0].flags & NETTXF_EXTRA_INFO != 0 && sent[0].flags & NETTXF_MORE_DATA != 0);
+        let extra = sent[0].extras[0];
+        assert_eq!(extra.r#type, XEN_NETIF_EXTRA_TYPE_GSO);
+        assert_eq!(
+            (extra.gso().size, extra.gso().r#type),
+            (1440, XEN_NETIF_GSO_TYPE_TCPV6)
+        );
+        assert_eq!(r.poll(), 18);
+        assert_eq!(
+            r.done,
+            [TxCompletion {
+                tag: 1,
+                status: TxStatus::Okay
+            }]
+        );
+        assert_eq!(r.grants.active(), 0);
+    }
+
+    #[test]
+    fn refusals_write_nothing() {
+        let caps = TxCapabilities {
+            max_slots: 1,
+            gso_tcpv4: false,
+            multicast_control: false,
+            ..CAPS
+        };
+        let mut r = rig(caps);
+        let two = r.buffers(&pattern(5000), 0);
+        let p = TxPacket {
+            buffers: &two,
+            offload: TxOffload::default(),
+            tag: 0,
+        };
+        assert_eq!(
+            r.queue.submit(&r.grants, &p, &mut r.stats),
+            Err(TxError::TooManySlots { needed: 2, max: 1 })
+        );
+        let one = r.buffers(&pattern(100), 0);
+        let gso = TxOffload {
+            gso: Some(Gso {
+                kind: GsoKind::TcpV4,
+                mss: 1000,
+            }),
+            ..TxOffload::default()
+        };
+        let p = TxPacket {
+            buffers: &one,
+            offload: gso,
+            tag: 0,
+        };
+        assert_eq!(
+            r.queue.submit(&r.grants, &p, &mut r.stats),
+            Err(TxError::Unsupported)
+        );
+        assert_eq!(
+            r.queue
+                .submit_multicast(MacAddress([1, 0, 0x5e, 0, 0, 1]), true, 0, &mut r.stats),
+            Err(TxError::Unsupported)
+        );
+        let bad = [TxBuffer {
+            pfn: Pfn(1),
+            offset: 4000,
+            len: 200,
+        }];
+        let p = TxPacket {
+            buffers: &bad,
+            offload: TxOffload::default(),
+            tag: 0,
+        };
+        assert_eq!(
+            r.queue.submit(&r.grants, &p, &mut r.stats),
+            Err(TxError::BadPacket)
+        );
+        *r.grants.limit.borrow_mut() = Some(0);
+        let p = TxPacket {
+            buffers: &one,
+            offload: TxOffload::default(),
+            tag: 0,
+        };
+        assert_eq!(
+            r.queue.submit(&r.grants, &p, &mut r.stats),
+            Err(TxError::NoGrants)
+        );
+        *r.grants.limit.borrow_mut() = None;
+        for _ in 0..256 {
+            r.queue.submit(&r.grants, &p, &mut r.stats).unwrap();
+        }
+        assert_eq!(
+            r.queue.submit(&r.grants, &p, &mut r.stats),
+            Err(TxError::RingFull)
+        );
+        assert_eq!(r.grants.active(), 256);
+    }
+
+    #[test]
+    fn multicast_control_is_a_dataless_extra() {
+        let mut r = rig(CAPS);
+        let mac = MacAddress([0x01, 0x00, 0x5e, 0x00, 0x00, 0xfb]);
+        r.queue
+            .submit_multicast(mac, true, 99, &mut r.stats)
+            .unwrap();
+        r.queue.push();
+        let sent = r
+            .backend
+            .take_tx(&r.grants, &r.memory, NETIF_RSP_OKAY, true);
+        assert_eq!(sent[0].data.len(), 0);
+        assert_eq!(sent[0].extras[0].r#type, XEN_NETIF_EXTRA_TYPE_MCAST_ADD);
+        assert_eq!(sent[0].extras[0].mcast().addr, mac.0);
+        r.poll();
+        assert_eq!(
+            r.done,
+            [TxCompletion {
+                tag: 99,
+                status: TxStatus::Okay
+            }]
+        );
+    }
+
+    fn hostile(setup: impl FnOnce(&mut Rig)) -> Rig {
+        let mut r = rig(CAPS);
+        for tag in 0..3 {
+            let b = r.buffers(&pattern(3000), 2000);
+            r.queue
+                .submit(
+                    &r.grants,
+                    &TxPacket {
+                        buffers: &b,
+                        offload: TxOffload::default(),
+                        tag,
+                    },
+                    &mut r.stats,
+                )
+                .unwrap();
+        }
+        r.queue.push();
+        setup(&mut r);
+        r.poll();
+        r
+    }
+
+    #[test]
+    fn unknown_id_breaks_and_fails_everything() {
+        let r = hostile(|r| r.backend.raw_tx_response(200, NETIF_RSP_OKAY));
+        assert_eq!(
+            r.queue.broken(),
+            Some(Violation::UnknownId {
+                ring: "tx",
+                id: 200
+            })
+        );
+        assert_eq!(r.done.len(), 3);
+        assert!(r.done.iter().all(|c| c.status == TxStatus::Error));
+        assert_eq!(r.grants.active(), 0);
+        assert_eq!(r.queue.in_flight(), 0);
+    }
+
+    #[test]
+    fn duplicate_and_bad_status_break() {
+        let r = hostile(|r| {
+            r.backend.raw_tx_response(0, NETIF_RSP_OKAY);
+            r.backend.raw_tx_response(0, NETIF_RSP_OKAY);
+        });
+        assert_eq!(
+            r.queue.broken(),
+            Some(Violation::UnknownId { ring: "tx", id: 0 })
+        );
+        let r = hostile(|r| r.backend.raw_tx_response(0, 5));
+        assert_eq!(
+            r.queue.broken(),
+            Some(Violation::BadTxStatus { id: 0, status: 5 })
+        );
+    }
+
+    #[test]
+    fn producer_overflow_breaks() {
+        let mut r = hostile(|r| {
+            r.backend
+                .take_tx(&r.grants, &r.memory, NETIF_RSP_OKAY, true);
+        });
+        assert_eq!(r.done.len(), 3);
+        // Nothing outstanding now: any response is one too many.
+        r.backend.raw_tx_response(0, NETIF_RSP_OKAY);
+        r.poll();
+        assert!(matches!(
+            r.queue.broken(),
+            Some(Violation::ProducerOverflow { ring: "tx", .. })
+        ));
+        let p = TxPacket {
+            buffers: &[],
+            offload: TxOffload::default(),
+            tag: 0,
+        };
+        assert_eq!(
+            r.queue.submit(&r.grants, &p, &mut r.stats),
+            Err(TxError::Broken)
+        );
+    }
+
+    #[test]
+    fn a_grant_still_mapped_holds_its_packet_back() {
+        let mut r = hostile(|r| {
+            let sent = r
+                .backend
+                .take_tx(&r.grants, &r.memory, NETIF_RSP_OKAY, false);
+            r.grants.keep_mapped(sent[1].grefs[0], true);
+            r.backend
+                .take_tx(&r.grants, &r.memory, NETIF_RSP_OKAY, false);
+            // Answer the second packet's slots only.
+            r.backend.raw_tx_response(2, NETIF_RSP_OKAY);
+        });
+        assert_eq!(
+            r.queue.broken(),
+            Some(Violation::GrantStillMapped { ring: "tx" })
+        );
+        let tags: Vec<u64> = r.done.iter().map(|c| c.tag).collect();
+        assert_eq!(
+            tags,
+            [0, 2],
+            "packet 1's page must not be handed back while mapped"
+        );
+        assert_eq!(r.queue.quarantined(), 1);
+        let gref = GrantRef(3);
+        r.grants.keep_mapped(gref, false);
+        r.poll();
+        assert_eq!(r.queue.quarantined(), 0);
+        assert_eq!(r.done.len(), 3);
+        assert_eq!(r.grants.active(), 0);
+    }
+}
