@@ -28,6 +28,11 @@ pub mod xen_version;
 pub mod xenbus;
 pub mod xs_wire;
 
+/// The Xen public interface version these definitions track
+/// (`__XEN_LATEST_INTERFACE_VERSION__` of Xen 4.17's headers); callers building
+/// against Xen's C headers define `__XEN_INTERFACE_VERSION__` to this.
+pub const XEN_INTERFACE_VERSION: u32 = 0x0004_0e00;
+
 /// The size of a Xen page (`XEN_PAGE_SIZE`, 4 KiB on every architecture), the unit
 /// of grants and shared rings.
 pub const XEN_PAGE_SIZE: usize = 4096;

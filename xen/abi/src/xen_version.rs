@@ -82,8 +82,6 @@ pub const XENFEAT_HVM_SAFE_PVCLOCK: u32 = 9;
 pub const XENFEAT_HVM_PIRQS: u32 = 10;
 /// `XENFEAT_dom0`: this domain is dom0.
 pub const XENFEAT_DOM0: u32 = 11;
-/// `XENFEAT_grant_map_identity`: grant maps are 1:1 (Arm).
-pub const XENFEAT_GRANT_MAP_IDENTITY: u32 = 12;
 /// `XENFEAT_memory_op_vnode_supported`: `XENMEMF_vnode` is supported.
 pub const XENFEAT_MEMORY_OP_VNODE_SUPPORTED: u32 = 13;
 /// `XENFEAT_ARM_SMCCC_supported`: Arm SMCCC is supported.
