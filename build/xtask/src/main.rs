@@ -1,7 +1,10 @@
 //! `cargo xtask`: the project's task runner.
 //!
-//! * `cargo xtask test`: formatting, clippy (`-D warnings`), every unit test and the
-//!   ABI conformance test: what CI runs.
+//! * `cargo xtask test`: formatting, clippy (`-D warnings`), every unit test of the
+//!   workspace, then every rig suite in the real Xen rig: what CI runs.
+//! * `cargo xtask rig ...`: the Xen rig (see [`rig`]).
+
+mod rig;
 
 use std::process::{Command, ExitCode};
 
@@ -9,6 +12,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(),
+        Some("rig") => return rig::main(workspace_root(), &args[1..]),
         Some("help" | "--help" | "-h") | None => {
             print!("{USAGE}");
             Ok(())
@@ -28,7 +32,10 @@ const USAGE: &str = "\
 usage: cargo xtask <task>
 
 tasks:
-  test    cargo fmt --check, clippy -D warnings, all unit and conformance tests
+  test    cargo fmt --check, clippy -D warnings, all unit and conformance tests,
+          then every rig suite in the Xen rig (needs root; see `cargo xtask rig`)
+  rig     the Xen rig: setup, run, shell, selftest, test, bench, demo
+          (`cargo xtask rig help`)
 ";
 
 /// Runs `cargo` with `args` in the workspace root, failing on a non-zero exit.
@@ -57,6 +64,7 @@ fn workspace_root() -> std::path::PathBuf {
 }
 
 fn test() -> Result<(), String> {
+    let start = std::time::Instant::now();
     cargo(&["fmt", "--all", "--check"])?;
     cargo(&[
         "clippy",
@@ -67,5 +75,11 @@ fn test() -> Result<(), String> {
         "warnings",
     ])?;
     cargo(&["test", "--workspace"])?;
+    println!("xtask: rig test (all suites, one boot of the Xen rig)");
+    rig::test_all(workspace_root())?;
+    println!(
+        "xtask: all tests passed in {:.0} s",
+        start.elapsed().as_secs_f64()
+    );
     Ok(())
 }

@@ -1,0 +1,121 @@
+//! Everything the rig takes from Debian, pinned in one place.
+//!
+//! The versions are what `apt-cache policy` offered when they were last bumped.
+//! Debian's security archive keeps only the newest build of a package, so a pin
+//! eventually disappears: `cargo xtask rig setup` then fails naming the pin and
+//! the version the archive offers now. Bump it here (and nowhere else), then run
+//! `cargo xtask rig setup` and `cargo xtask rig selftest`.
+
+/// Debian release of the dom0 userland (and of the hypervisor and kernel packages).
+pub const SUITE: &str = "bookworm";
+/// Main archive for `mmdebstrap`.
+pub const MIRROR: &str = "http://deb.debian.org/debian";
+/// Security archive (the pinned Xen and kernel builds come from there).
+pub const SECURITY_SOURCE: &str =
+    "deb http://deb.debian.org/debian-security bookworm-security main";
+
+/// A Debian binary package at an exact version.
+#[derive(Debug, Clone, Copy)]
+pub struct Package {
+    /// Package name.
+    pub name: &'static str,
+    /// Exact Debian version.
+    pub version: &'static str,
+}
+
+impl Package {
+    /// `name=version`, as apt-get takes it.
+    pub fn spec(&self) -> String {
+        format!("{}={}", self.name, self.version)
+    }
+}
+
+/// Version of every Xen package (hypervisor, tools, xenstored, libraries).
+pub const XEN_VERSION: &str = "4.17.7+13-g2445b30a44-0+deb12u1";
+
+/// The hypervisor (only `apt-get download`ed, never installed on the host).
+pub const XEN_HYPERVISOR: Package = Package {
+    name: "xen-hypervisor-4.17-amd64",
+    version: XEN_VERSION,
+};
+/// Compressed hypervisor image inside [`XEN_HYPERVISOR`].
+pub const XEN_IMAGE: &str = "boot/xen-4.17-amd64.gz";
+
+/// The dom0 kernel (only `apt-get download`ed, never installed on the host).
+pub const KERNEL: Package = Package {
+    name: "linux-image-6.1.0-56-amd64",
+    version: "6.1.192-2",
+};
+
+/// Host packages the rig needs (QEMU, the initramfs tools, and gcc + Xen's
+/// headers and libraries for the C helpers of `build/rig-tests/c`).
+pub const HOST_PACKAGES: &[&str] = &[
+    "qemu-system-x86",
+    "mmdebstrap",
+    "cpio",
+    "kmod",
+    "gcc",
+    "libc6-dev",
+    "libxen-dev",
+];
+
+/// The dom0 userland: `(package, pinned version)`; unpinned packages follow the
+/// release (bookworm is stable: they only get security fixes).
+pub const DOM0_PACKAGES: &[(&str, Option<&str>)] = &[
+    ("xen-utils-4.17", Some(XEN_VERSION)),
+    ("xenstore-utils", Some(XEN_VERSION)),
+    ("busybox", None),
+    ("kmod", None),
+    ("mount", None),
+    ("iproute2", None),
+    ("procps", None),
+    ("util-linux", None),
+    ("e2fsprogs", None),
+    ("iputils-ping", None),
+    ("strace", None),
+    // benchmarks
+    ("fio", None),
+    ("iperf3", None),
+    ("ethtool", None),
+];
+
+/// Kernel modules copied into the initramfs (with their dependencies); `/init`
+/// loads the Xen ones, loop and bridge; the others are there for tests to load.
+pub const DOM0_MODULES: &[&str] = &[
+    "xenfs",
+    "xen-evtchn",
+    "xen-gntdev",
+    "xen-gntalloc",
+    "xen-privcmd",
+    "xen-blkback",
+    "xen-netback",
+    "xen-blkfront",
+    "xen-netfront",
+    "loop",
+    "bridge",
+    "tun",
+    "veth",
+    "nbd",
+    "ext4",
+    "9p",
+    "9pnet_virtio",
+    "virtio_pci",
+];
+
+/// Paths removed from the dom0 root before packing it: unpacking the initramfs is
+/// one of the slowest parts of a boot under TCG, and nothing in dom0 uses these
+/// (python: only pygrub; perl: debconf; the PV shim: PVH guests).
+pub const DOM0_TRIM: &[&str] = &[
+    "usr/lib/python3",
+    "usr/lib/python3.11",
+    "usr/bin/python3",
+    "usr/bin/python3.11",
+    "usr/share/perl",
+    "usr/lib/x86_64-linux-gnu/perl",
+    "usr/lib/udev/hwdb.bin",
+    "usr/lib/udev/hwdb.d",
+    "usr/lib/x86_64-linux-gnu/gconv",
+    "usr/lib/xen-4.17/boot/xen-shim",
+    "var/cache/apt",
+    "var/lib/apt/lists",
+];
