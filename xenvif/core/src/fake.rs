@@ -375,6 +375,19 @@ impl FakeBackend {
         Some((request.id, GrantRef(request.gref)))
     }
 
+    /// Like [`FakeBackend::raw_rx_response`], but echoing the request's id as
+    /// netback does.
+    pub fn rx_response_echoing_id(
+        &mut self,
+        mut response: NetifRxResponse,
+    ) -> Option<(u16, GrantRef)> {
+        let request = self.rx.requests().ok()?.next()?;
+        response.id = request.id;
+        self.rx.write_response(&response).ok()?;
+        self.rx.push_responses();
+        Some((request.id, GrantRef(request.gref)))
+    }
+
     /// Answers an rx request the frontend never made (a phantom slipped in
     /// behind its back), so `rsp_prod` overruns what it posted.
     pub fn rx_phantom_response(&mut self, response: NetifRxResponse) -> bool {
