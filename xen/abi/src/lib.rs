@@ -15,6 +15,8 @@ extern crate alloc;
 pub mod blkif;
 pub mod console;
 pub mod event_channel;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzz_bodies;
 pub mod grant_table;
 pub mod hvm;
 pub mod hypercall;

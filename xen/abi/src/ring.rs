@@ -15,8 +15,8 @@
 //!   peer cannot change a value after we validated it.
 //! - **A hostile producer index is an error, not a trust.** Before yielding
 //!   anything, [`FrontRing::responses`] checks that the backend produced no more
-//!   responses than there are outstanding requests (so at most the ring size:
-//!   `RING_RESPONSE_PROD_OVERFLOW`), and [`BackRing::requests`] that the frontend
+//!   responses than there are published, unanswered requests (so at most the ring
+//!   size, which is all `RING_RESPONSE_PROD_OVERFLOW` checks), and [`BackRing::requests`] that the frontend
 //!   did not queue more than the ring holds (`RING_REQUEST_PROD_OVERFLOW`). Either
 //!   returns [`ProducerOverflow`] carrying the numbers; nothing panics.
 //!
@@ -532,10 +532,10 @@ impl<Req: RingEntry, Rsp: RingEntry, M: RingMemory> FrontRing<Req, Rsp, M> {
     }
 
     /// Reads `rsp_prod` and checks it: the backend cannot have answered more
-    /// requests than we wrote (so never more than the ring size).
+    /// requests than we published (so never more than the ring size).
     fn checked_rsp_prod(&self) -> Result<RingIdx, ProducerOverflow> {
         let prod = self.shared.peer_prod(RSP_PROD);
-        let limit = self.outstanding();
+        let limit = self.req_prod_pushed.wrapping_sub(self.rsp_cons);
         if prod.wrapping_sub(self.rsp_cons) > limit {
             return Err(ProducerOverflow {
                 prod,
@@ -1059,6 +1059,9 @@ mod tests {
         assert!(front.unconsumed_responses().is_err());
         // Nothing was consumed.
         assert_eq!(front.rsp_cons(), 0);
+        // A written but unpublished request cannot have been answered.
+        front.write_request(&Req { id: 3, payload: 0 }).unwrap();
+        assert_eq!(front.responses().unwrap_err().limit, 3);
         // A producer index behind the consumer is a huge jump forward.
         header(&mem, RSP_PROD).store(u32::MAX, Ordering::Relaxed);
         assert!(front.responses().is_err());

@@ -1176,6 +1176,8 @@ const NOT_ABI: &[(&str, &str)] = &[
     ("SharedIndices", "diagnostic snapshot"),
     ("HeapRingMemory", "test memory"),
     ("cast_entry", "byte copy between POD entries"),
+    ("ring", "fuzz body (feature fuzzing)"),
+    ("wire", "fuzz body (feature fuzzing)"),
 ];
 
 /// Top-level public items declared in the crate's sources.
