@@ -31,6 +31,8 @@ use crate::wire::{self, Frame, MsgType};
 /// A deliberate misbehaviour, applied to the next reply the fake sends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
+    /// Nothing: lets one reply through (to aim a later fault).
+    Pass,
     /// The reply carries a `req_id` nobody asked for.
     WrongReqId,
     /// The reply's type is a number `xs_wire.h` does not define.
@@ -268,7 +270,7 @@ impl Server {
             self.faults.pop_front()
         };
         let mut bytes = match fault {
-            None => frame.encode(),
+            None | Some(Fault::Pass) => frame.encode(),
             Some(Fault::Drop) => return,
             Some(Fault::WrongReqId) => {
                 frame.req_id = frame.req_id.wrapping_add(1000);

@@ -24,14 +24,17 @@ extern crate alloc;
 extern crate std;
 
 pub mod client;
+pub mod device;
 pub mod engine;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod fake;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzz_bodies;
 pub mod ring;
-pub mod transport;
-pub mod wire;
 #[cfg(test)]
 mod tests;
+pub mod transport;
+pub mod wire;
 
 pub use client::{Client, ClientConfig, Clock, Wait, with_transaction};
 pub use engine::{EngineConfig, Ticket};

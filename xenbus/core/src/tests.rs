@@ -373,3 +373,70 @@ fn reconnect_re_registers_watches() {
     assert_eq!(client.read(Txn::NONE, "/rw/x").unwrap(), b"1");
     let _ = String::new();
 }
+
+mod props {
+    use super::*;
+    use alloc::collections::BTreeMap;
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Write(u8, Vec<u8>),
+        Read(u8),
+        Remove(u8),
+        List,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0u8..8, proptest::collection::vec(any::<u8>(), 0..1500))
+                .prop_map(|(k, v)| Op::Write(k, v)),
+            (0u8..8).prop_map(Op::Read),
+            (0u8..8).prop_map(Op::Remove),
+            Just(Op::List),
+        ]
+    }
+
+    fn run(store: &dyn Store, ops: &[Op]) -> Result<(), TestCaseError> {
+        let mut model: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        store.mkdir(Txn::NONE, "/m").unwrap();
+        for op in ops {
+            match op {
+                Op::Write(k, v) => {
+                    store.write(Txn::NONE, &format!("/m/k{k}"), v).unwrap();
+                    model.insert(format!("k{k}"), v.clone());
+                }
+                Op::Read(k) => {
+                    let got = store.read(Txn::NONE, &format!("/m/k{k}"));
+                    let expected = model
+                        .get(&format!("k{k}"))
+                        .cloned()
+                        .ok_or(StoreError::Xs(XsError::Enoent));
+                    prop_assert_eq!(got, expected);
+                }
+                Op::Remove(k) => {
+                    let got = store.remove(Txn::NONE, &format!("/m/k{k}"));
+                    prop_assert_eq!(got.is_ok(), model.remove(&format!("k{k}")).is_some());
+                }
+                Op::List => {
+                    let names = store.directory(Txn::NONE, "/m").unwrap();
+                    let expected: Vec<String> = model.keys().cloned().collect();
+                    prop_assert_eq!(names, expected);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn store_matches_a_model_through_both_transports(ops in proptest::collection::vec(op(), 1..40)) {
+            let server = FakeXenstored::new();
+            run(&stream_client(&server), &ops)?;
+            let server = FakeXenstored::new();
+            run(&ring_client(&server), &ops)?;
+        }
+    }
+}

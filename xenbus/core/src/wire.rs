@@ -957,4 +957,98 @@ mod tests {
         assert!(parse_directory_part(b"x\0").is_err());
         assert!(parse_directory_part(b"").is_err());
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn path() -> impl Strategy<Value = String> {
+            "(/[a-zA-Z0-9_@-]{1,12}){1,6}"
+        }
+
+        proptest! {
+            #[test]
+            fn write_requests_round_trip_through_any_split(
+                p in path(),
+                value in proptest::collection::vec(any::<u8>(), 0..600),
+                req_id in any::<u32>(),
+                tx_id in any::<u32>(),
+                chunk in 1usize..64,
+            ) {
+                let bytes = Request::write(tx_id, &p, &value).unwrap().encode(req_id, 4096).unwrap();
+                let mut dec = FrameDecoder::default();
+                let mut frames = Vec::new();
+                for piece in bytes.chunks(chunk) {
+                    let mut input = piece;
+                    while let Some(f) = dec.decode(&mut input).unwrap() {
+                        frames.push(f);
+                    }
+                }
+                prop_assert_eq!(frames.len(), 1);
+                let f = &frames[0];
+                prop_assert_eq!(f.kind, MsgType::Write);
+                prop_assert_eq!((f.req_id, f.tx_id), (req_id, tx_id));
+                let mut expected = p.clone().into_bytes();
+                expected.push(0);
+                expected.extend_from_slice(&value);
+                prop_assert_eq!(&f.payload, &expected);
+            }
+
+            #[test]
+            fn directories_round_trip(names in proptest::collection::vec("[a-z0-9_-]{1,10}", 0..40)) {
+                let mut payload = Vec::new();
+                for n in &names {
+                    payload.extend_from_slice(n.as_bytes());
+                    payload.push(0);
+                }
+                prop_assert_eq!(parse_directory(&payload).unwrap(), names);
+            }
+
+            #[test]
+            fn permissions_round_trip(entries in proptest::collection::vec((0u8..4, any::<u16>()), 1..10)) {
+                let perms: Vec<Permission> = entries.iter().map(|&(a, d)| Permission {
+                    domid: DomId(d),
+                    access: [Access::None, Access::Read, Access::Write, Access::Both][usize::from(a)],
+                }).collect();
+                let req = Request::set_perms(0, "/x", &perms).unwrap();
+                prop_assert_eq!(parse_permissions(&req.payload()[3..]).unwrap(), perms);
+            }
+
+            #[test]
+            fn arbitrary_streams_never_panic(
+                bytes in proptest::collection::vec(any::<u8>(), 0..2048),
+                chunk in 1usize..128,
+            ) {
+                let mut dec = FrameDecoder::default();
+                'outer: for piece in bytes.chunks(chunk) {
+                    let mut input = piece;
+                    loop {
+                        match dec.decode(&mut input) {
+                            Ok(Some(f)) => prop_assert!(f.payload.len() <= XENSTORE_PAYLOAD_MAX),
+                            Ok(None) => break,
+                            Err(_) => break 'outer,
+                        }
+                    }
+                }
+                let _ = parse_directory(&bytes);
+                let _ = parse_directory_part(&bytes);
+                let _ = parse_permissions(&bytes);
+                let _ = parse_transaction_id(&bytes);
+                let _ = parse_watch_event(&bytes);
+                let _ = parse_error(&bytes);
+            }
+
+            #[test]
+            fn arbitrary_paths_never_panic_and_valid_ones_pass(s in "\\PC{0,40}", p in path()) {
+                let _ = check_path(&s);
+                let _ = check_watch_path(&s);
+                prop_assert!(check_path(&p).is_ok());
+            }
+
+            #[test]
+            fn decimal_parser_matches_std(n in any::<u32>()) {
+                prop_assert_eq!(parse_decimal_u32(alloc::format!("{n}").as_bytes()), Ok(n));
+            }
+        }
+    }
 }
