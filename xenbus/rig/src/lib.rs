@@ -8,6 +8,7 @@
 //!   [`Pfn`](xenbus_interface::api::Pfn) means here is documented there).
 //! * [`gntdev`]: mapping another domain's grants (the backend's view).
 //! * [`stream`]: the byte stream to xenstored (`/dev/xen/xenbus` or its socket).
+//! * [`store`]: the `xenbus-core` xenstore client over that stream.
 //! * [`sys`]: the ioctl numbers and argument layouts of Linux's uapi headers.
 //! * [`shared`]: volatile copies in and out of shared memory.
 //!
@@ -18,9 +19,11 @@
 
 mod fd;
 
+pub mod bus;
 pub mod evtchn;
 pub mod gntalloc;
 pub mod gntdev;
 pub mod shared;
+pub mod store;
 pub mod stream;
 pub mod sys;

@@ -4,12 +4,25 @@
 //!
 //! The descriptor is non-blocking; every wait goes through poll(2) with the
 //! caller's timeout, so nothing here blocks for longer than asked.
+//!
+//! **One request at a time on `/dev/xen/xenbus`.** Linux's xenbus device
+//! (drivers/xen/xenbus/xenbus_dev_frontend.c, xenbus_xs.c) queues a request
+//! for its xenbus thread with the payload still in the file's single message
+//! buffer, and reuses that buffer for the next `write`. A second request written
+//! before the first one reached the ring overwrites the first one's payload (seen
+//! in the rig: 64 pipelined reads, one answered with another key's value). So
+//! over the device the stream holds each request back until the previous one is
+//! answered ([`Pacer`]); the socket, like the guest's shared ring, takes many
+//! requests in flight.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
+
+use xen_abi::xs_wire::{XS_WATCH_EVENT, XsdSockmsg};
+use xenbus_core::transport::{ByteStream, TransportError};
 
 use crate::fd;
 
@@ -33,6 +46,8 @@ pub struct XenstoreStream {
     /// Either transport's descriptor: both are plain read(2)/write(2) streams.
     file: File,
     transport: Transport,
+    /// Over [`Transport::Xenbus`] only: one request in flight.
+    pacer: Option<Pacer>,
 }
 
 impl XenstoreStream {
@@ -54,6 +69,7 @@ impl XenstoreStream {
         Ok(Self {
             file: File::from(fd),
             transport,
+            pacer: (transport == Transport::Xenbus).then(Pacer::default),
         })
     }
 
@@ -62,11 +78,18 @@ impl XenstoreStream {
         self.transport
     }
 
-    /// Writes all of `bytes`, waiting at most `timeout` in total for room.
+    /// A second descriptor for the same stream, to wait on with poll(2) while
+    /// the client owns the stream.
+    pub fn try_clone_fd(&self) -> io::Result<OwnedFd> {
+        self.file.as_fd().try_clone_to_owned()
+    }
+
+    /// Writes all of `bytes`, waiting at most `timeout` in total for room (for
+    /// tools and tests that speak the wire protocol themselves).
     ///
-    /// `/dev/xen/xenbus` takes messages whole or in pieces (it reassembles them)
-    /// and refuses, with `EINVAL`, a message whose header announces more than
-    /// `XENSTORE_PAYLOAD_MAX` bytes.
+    /// `/dev/xen/xenbus` takes one message per `write` (it drops what follows
+    /// the first message) and refuses a message larger than its 4096-byte
+    /// buffer, header included.
     pub fn send(&self, mut bytes: &[u8], timeout: Duration) -> io::Result<()> {
         let deadline = Instant::now().checked_add(timeout);
         while !bytes.is_empty() {
@@ -111,8 +134,232 @@ impl XenstoreStream {
     }
 }
 
+/// The client's view: non-blocking, `EAGAIN` is "nothing now", end of file and
+/// a reset connection are [`TransportError::Disconnected`].
+impl ByteStream for XenstoreStream {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, TransportError> {
+        loop {
+            match (&self.file).read(buf) {
+                Ok(0) if !buf.is_empty() => return Err(TransportError::Disconnected),
+                Ok(n) => {
+                    if let Some(pacer) = &mut self.pacer {
+                        pacer.received(buf.get(..n).unwrap_or_default());
+                    }
+                    return Ok(n);
+                }
+                Err(e) => {
+                    if let Some(result) = classify(&e) {
+                        return result;
+                    }
+                }
+            }
+        }
+    }
+
+    fn write(&mut self, buf: &[u8]) -> Result<usize, TransportError> {
+        if self.pacer.as_ref().is_some_and(|p| !p.may_send()) {
+            return Ok(0);
+        }
+        loop {
+            match (&self.file).write(buf) {
+                Ok(n) => {
+                    if let Some(pacer) = &mut self.pacer {
+                        pacer.sent(buf.get(..n).unwrap_or_default());
+                    }
+                    return Ok(n);
+                }
+                Err(e) => {
+                    if let Some(result) = classify(&e) {
+                        return result;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What an I/O error means to the client; `None` means "retry" (a signal).
+fn classify(e: &io::Error) -> Option<Result<usize, TransportError>> {
+    match e.kind() {
+        io::ErrorKind::Interrupted => None,
+        io::ErrorKind::WouldBlock => Some(Ok(0)),
+        io::ErrorKind::BrokenPipe
+        | io::ErrorKind::ConnectionReset
+        | io::ErrorKind::UnexpectedEof => Some(Err(TransportError::Disconnected)),
+        _ => Some(Err(TransportError::Io(
+            e.raw_os_error().unwrap_or(libc::EIO),
+        ))),
+    }
+}
+
 fn left_until(deadline: Option<Instant>) -> Duration {
     deadline.map_or(Duration::MAX, |d| {
         d.saturating_duration_since(Instant::now())
     })
+}
+
+/// Keeps at most one request unanswered: follows the message framing of both
+/// directions (16-byte `xsd_sockmsg` header, `len` payload bytes) without
+/// interpreting anything else. Every message xenstored (or the kernel) sends
+/// except `XS_WATCH_EVENT` answers one request.
+#[derive(Debug, Default)]
+struct Pacer {
+    out: Framer,
+    inbound: Framer,
+    /// Requests written whole whose answer has not been read.
+    unanswered: u32,
+}
+
+impl Pacer {
+    /// A new message may start only when nothing is unanswered; the rest of a
+    /// message already started may always go.
+    fn may_send(&self) -> bool {
+        self.unanswered == 0 || self.out.in_message()
+    }
+
+    fn sent(&mut self, bytes: &[u8]) {
+        let done = self.out.feed(bytes, |_| {});
+        self.unanswered = self.unanswered.saturating_add(done);
+    }
+
+    fn received(&mut self, bytes: &[u8]) {
+        let mut answers = 0u32;
+        self.inbound.feed(bytes, |kind| {
+            if kind != XS_WATCH_EVENT {
+                answers = answers.saturating_add(1);
+            }
+        });
+        self.unanswered = self.unanswered.saturating_sub(answers);
+    }
+}
+
+/// Finds message boundaries in a byte stream.
+#[derive(Debug, Default)]
+struct Framer {
+    header: [u8; XsdSockmsg::SIZE],
+    have: usize,
+    /// Payload bytes still to come of the current message (once its header is
+    /// complete).
+    body_left: usize,
+}
+
+impl Framer {
+    fn in_message(&self) -> bool {
+        self.have > 0
+    }
+
+    /// Consumes `bytes`; calls `each` with the type of every message that ends
+    /// in them, and returns how many ended.
+    fn feed(&mut self, mut bytes: &[u8], mut each: impl FnMut(u32)) -> u32 {
+        let mut done = 0u32;
+        while !bytes.is_empty() {
+            if self.have < XsdSockmsg::SIZE {
+                let take = (XsdSockmsg::SIZE - self.have).min(bytes.len());
+                let (head, rest) = bytes.split_at(take);
+                self.header[self.have..self.have + take].copy_from_slice(head);
+                self.have += take;
+                bytes = rest;
+                if self.have < XsdSockmsg::SIZE {
+                    break;
+                }
+                let len = u32::from_le_bytes([
+                    self.header[12],
+                    self.header[13],
+                    self.header[14],
+                    self.header[15],
+                ]);
+                self.body_left = usize::try_from(len).unwrap_or(usize::MAX);
+            }
+            let take = self.body_left.min(bytes.len());
+            self.body_left -= take;
+            bytes = bytes.get(take..).unwrap_or_default();
+            if self.body_left == 0 {
+                let kind = u32::from_le_bytes([
+                    self.header[0],
+                    self.header[1],
+                    self.header[2],
+                    self.header[3],
+                ]);
+                each(kind);
+                done = done.saturating_add(1);
+                self.have = 0;
+            }
+        }
+        done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(kind: u32, payload: &[u8]) -> Vec<u8> {
+        let mut out = XsdSockmsg {
+            r#type: kind,
+            req_id: 7,
+            tx_id: 0,
+            len: u32::try_from(payload.len()).unwrap(),
+        }
+        .to_bytes()
+        .to_vec();
+        out.extend_from_slice(payload);
+        out
+    }
+
+    #[test]
+    fn pacer_holds_the_next_request_until_the_answer() {
+        let mut p = Pacer::default();
+        assert!(p.may_send());
+        let read = msg(2, b"/local/domain/0/name\0");
+        // Written in three pieces, splitting the header.
+        p.sent(&read[..5]);
+        assert!(p.may_send(), "the rest of a started message may go");
+        p.sent(&read[5..20]);
+        p.sent(&read[20..]);
+        assert!(!p.may_send(), "a second request must wait");
+        // A watch event is no answer.
+        p.received(&msg(XS_WATCH_EVENT, b"/a\0tok\0"));
+        assert!(!p.may_send());
+        // The answer, split across reads, frees the stream.
+        let reply = msg(2, b"Domain-0");
+        p.received(&reply[..3]);
+        assert!(!p.may_send());
+        p.received(&reply[3..]);
+        assert!(p.may_send());
+    }
+
+    #[test]
+    fn framer_counts_messages_across_and_within_chunks() {
+        let mut f = Framer::default();
+        let mut stream = msg(11, b"/a\0v");
+        stream.extend(msg(16, b"ENOENT\0"));
+        stream.extend(msg(1, b""));
+        let mut kinds = Vec::new();
+        let mut total = 0;
+        for chunk in stream.chunks(7) {
+            total += f.feed(chunk, |k| kinds.push(k));
+        }
+        assert_eq!(total, 3);
+        assert_eq!(kinds, [11, 16, 1]);
+        assert!(!f.in_message());
+        // Everything in one go.
+        let mut g = Framer::default();
+        assert_eq!(g.feed(&stream, |_| {}), 3);
+    }
+
+    #[test]
+    fn framer_survives_arbitrary_bytes() {
+        // Whatever the peer sends, feeding never panics (lengths are untrusted).
+        let mut f = Framer::default();
+        let mut seed = 0x1234_5678u32;
+        for _ in 0..2000 {
+            let mut chunk = Vec::new();
+            for _ in 0..(seed % 40) {
+                seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                chunk.push(seed.to_le_bytes()[2]);
+            }
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            let _ = f.feed(&chunk, |_| {});
+        }
+    }
 }
