@@ -1,11 +1,28 @@
 //! The Xen public ABI as `#[repr(C)]` Rust: everything the xenpv-rs drivers say to
 //! the hypervisor, to xenstored and to backends over shared rings.
 //!
-//! Every type and constant here is compared, item by item, with Xen's canonical C
-//! headers (Debian's `libxen-dev`) by the conformance test in `tests/`.
+//! **Interface version.** Tracks Xen 4.17's public headers
+//! (`__XEN_LATEST_INTERFACE_VERSION__` = [`XEN_INTERFACE_VERSION`], 0x00040e00);
+//! nothing here needs a newer hypervisor. Layouts are x86_64's as the hypervisor
+//! sees them (LP64: `xen_ulong_t` and `xen_pfn_t` are 64-bit even where a Windows
+//! compiler's `unsigned long` is 32-bit).
 //!
-//! Tracks Xen's public interface as of Xen 4.17 (`__XEN_LATEST_INTERFACE_VERSION__`
-//! 0x00040e00 and later); nothing here depends on a newer hypervisor.
+//! **Checked against Xen's headers.** `tests/conformance.rs` compiles a C program
+//! against /usr/include/xen (Debian's `libxen-dev`) and compares, item by item,
+//! every type's size and alignment, every field's offset and size, every constant
+//! and the ring geometry of each `DEFINE_RING_TYPES`; a coverage test keeps every
+//! public item in that table. Compile-time asserts pin each size as well.
+//!
+//! **Modules** mirror Xen's headers: [`hypercall`] (xen.h: hypercall numbers, basic
+//! types, `console_io`, VIRQs, domain ids), [`memory`], [`hvm`] (hvm_op and HVM
+//! params), [`sched`], [`vcpu`], [`xen_version`] (version.h, features.h),
+//! [`shared_info`], [`event_channel`] (incl. the FIFO ABI), [`grant_table`],
+//! [`xs_wire`], [`xenbus`] (io/xenbus.h states), [`ring`] (io/ring.h as a safe
+//! generic ring), [`blkif`], [`netif`], [`console`].
+//!
+//! **Peer data.** Everything read from shared memory is copied whole into a local
+//! before use, and every producer index is checked before it is trusted (see
+//! [`ring`]); the C unions become raw words with typed accessors.
 #![no_std]
 #![deny(missing_docs)]
 
