@@ -16,6 +16,9 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::cell::RefCell;
 
+use alloc::string::String;
+use core::time::Duration;
+use xen_abi::netif::XenNetifCtrlBackRing;
 use xen_abi::netif::{
     NETIF_RSP_NULL, NETIF_RSP_OKAY, NETRXF_EXTRA_INFO, NETRXF_MORE_DATA, NETTXF_EXTRA_INFO,
     NETTXF_MORE_DATA, NetifExtraInfo, NetifRxBackRing, NetifRxFrontRing, NetifRxRequest,
@@ -23,7 +26,13 @@ use xen_abi::netif::{
     XEN_NETIF_EXTRA_FLAG_MORE,
 };
 use xen_abi::ring::HeapRingMemory;
-use xenbus_interface::api::{DomId, GrantError, GrantRef, GrantTable, PAGE_SIZE, Pfn};
+use xen_abi::xs_wire::XsError;
+use xenbus_interface::api::{
+    DomId, EventChannels, EvtchnError, GrantError, GrantRef, GrantTable, OutOfMemory, PAGE_SIZE,
+    Permission, Pfn, Port, Store, StoreError, Txn, WatchId,
+};
+
+use crate::netfront::{Platform, RingPages};
 
 /// Fake guest memory: frame number to page contents.
 #[derive(Debug, Default)]
@@ -80,7 +89,9 @@ impl FakeGrants {
         self.grants.borrow().len()
     }
 
-    fn resolve(&self, gref: u32, want_write: bool) -> Option<Pfn> {
+    /// The frame a grant names (`None` if unknown, or read-only when
+    /// `want_write`).
+    pub fn resolve(&self, gref: u32, want_write: bool) -> Option<Pfn> {
         let grants = self.grants.borrow();
         let g = grants.get(&gref)?;
         if want_write && g.readonly {
@@ -406,5 +417,379 @@ impl FakeBackend {
     /// Whether `status` is `NETIF_RSP_OKAY` (helper for readability).
     pub fn okay() -> i16 {
         NETIF_RSP_OKAY
+    }
+}
+
+/// What runs when the frontend waits on a watch.
+type WaitHook = alloc::boxed::Box<dyn FnMut(&FakeStore)>;
+
+/// A fake xenstore: a flat map of paths, transactions applied at once (with an
+/// optional number of `EAGAIN` conflicts first), and a hook run whenever the
+/// frontend waits on a watch: that is where a scripted backend reacts.
+#[derive(Default)]
+pub struct FakeStore {
+    nodes: RefCell<BTreeMap<String, Vec<u8>>>,
+    /// Transaction commits to refuse with `EAGAIN` before accepting.
+    pub conflicts: core::cell::Cell<u32>,
+    /// Commits refused so far.
+    pub conflicted: core::cell::Cell<u32>,
+    hook: RefCell<Option<WaitHook>>,
+    next_watch: core::cell::Cell<u32>,
+}
+
+impl core::fmt::Debug for FakeStore {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("FakeStore")
+            .field("nodes", &self.nodes.borrow().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl FakeStore {
+    /// Sets a node.
+    pub fn set(&self, path: &str, value: &str) {
+        self.nodes
+            .borrow_mut()
+            .insert(String::from(path), value.as_bytes().to_vec());
+    }
+
+    /// A node's value as text.
+    pub fn get(&self, path: &str) -> Option<String> {
+        self.nodes
+            .borrow()
+            .get(path)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+
+    /// Installs the hook run on every watch wait.
+    pub fn on_wait(&self, hook: impl FnMut(&FakeStore) + 'static) {
+        *self.hook.borrow_mut() = Some(alloc::boxed::Box::new(hook));
+    }
+}
+
+impl Store for FakeStore {
+    fn read(&self, _txn: Txn, path: &str) -> Result<Vec<u8>, StoreError> {
+        self.nodes
+            .borrow()
+            .get(path)
+            .cloned()
+            .ok_or(StoreError::Xs(XsError::Enoent))
+    }
+    fn write(&self, _txn: Txn, path: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.nodes
+            .borrow_mut()
+            .insert(String::from(path), value.to_vec());
+        Ok(())
+    }
+    fn mkdir(&self, txn: Txn, path: &str) -> Result<(), StoreError> {
+        if self.read(txn, path).is_err() {
+            self.write(txn, path, b"")?;
+        }
+        Ok(())
+    }
+    fn remove(&self, _txn: Txn, path: &str) -> Result<(), StoreError> {
+        let prefix = alloc::format!("{path}/");
+        self.nodes
+            .borrow_mut()
+            .retain(|k, _| k != path && !k.starts_with(&prefix));
+        Ok(())
+    }
+    fn directory(&self, _txn: Txn, path: &str) -> Result<Vec<String>, StoreError> {
+        let prefix = alloc::format!("{path}/");
+        let mut names: Vec<String> = self
+            .nodes
+            .borrow()
+            .keys()
+            .filter_map(|k| {
+                k.strip_prefix(&prefix)
+                    .map(|rest| String::from(rest.split('/').next().unwrap_or("")))
+            })
+            .collect();
+        names.dedup();
+        Ok(names)
+    }
+    fn set_permissions(
+        &self,
+        _txn: Txn,
+        _path: &str,
+        _perms: &[Permission],
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+    fn transaction_start(&self) -> Result<Txn, StoreError> {
+        Ok(Txn(1))
+    }
+    fn transaction_end(&self, _txn: Txn, commit: bool) -> Result<(), StoreError> {
+        if commit && self.conflicts.get() > 0 {
+            self.conflicts.set(self.conflicts.get() - 1);
+            self.conflicted.set(self.conflicted.get() + 1);
+            return Err(StoreError::Xs(XsError::Eagain));
+        }
+        Ok(())
+    }
+    fn watch_add(&self, _path: &str) -> Result<WatchId, StoreError> {
+        self.next_watch.set(self.next_watch.get() + 1);
+        Ok(WatchId(self.next_watch.get()))
+    }
+    fn watch_remove(&self, _watch: WatchId) -> Result<(), StoreError> {
+        Ok(())
+    }
+    fn watch_wait(&self, _watch: WatchId, _timeout: Duration) -> Result<bool, StoreError> {
+        let hook = self.hook.borrow_mut().take();
+        if let Some(mut hook) = hook {
+            hook(self);
+            let mut slot = self.hook.borrow_mut();
+            if slot.is_none() {
+                *slot = Some(hook);
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// A fake event channel: its port.
+#[derive(Debug, PartialEq, Eq)]
+pub struct FakeChannel(pub Port);
+
+/// Fake event channels: ports count up; notifications are recorded.
+#[derive(Debug, Default)]
+pub struct FakeEvtchn {
+    next: core::cell::Cell<u32>,
+    /// Ports open now.
+    pub open: RefCell<alloc::collections::BTreeSet<u32>>,
+    /// Every notify, by port.
+    pub notified: RefCell<Vec<u32>>,
+}
+
+impl EventChannels for FakeEvtchn {
+    type Channel = FakeChannel;
+    fn open_unbound(&self, _remote: DomId) -> Result<FakeChannel, EvtchnError> {
+        self.next.set(self.next.get() + 1);
+        self.open.borrow_mut().insert(self.next.get());
+        Ok(FakeChannel(Port(self.next.get())))
+    }
+    fn port(&self, channel: &FakeChannel) -> Port {
+        channel.0
+    }
+    fn notify(&self, channel: &FakeChannel) {
+        self.notified.borrow_mut().push(channel.0.0);
+    }
+    fn unmask(&self, _channel: &FakeChannel) {}
+    fn close(&self, channel: FakeChannel) {
+        self.open.borrow_mut().remove(&channel.0.0);
+    }
+}
+
+/// Fake ring pages: heap pages by frame number, so the fake backend can find
+/// the very memory a ring reference names.
+#[derive(Debug, Default)]
+pub struct FakeRingPages {
+    pages: RefCell<BTreeMap<u64, Arc<HeapRingMemory>>>,
+    next: core::cell::Cell<u64>,
+    /// Pages given back.
+    pub freed: core::cell::Cell<usize>,
+}
+
+impl FakeRingPages {
+    /// The memory of ring page `pfn`.
+    pub fn memory(&self, pfn: Pfn) -> Option<Arc<HeapRingMemory>> {
+        self.pages.borrow().get(&pfn.0).cloned()
+    }
+
+    /// Ring pages allocated and not freed.
+    pub fn live(&self) -> usize {
+        self.pages.borrow().len()
+    }
+}
+
+impl RingPages for FakeRingPages {
+    type Ring = Arc<HeapRingMemory>;
+    fn alloc_ring(&self) -> Result<(Self::Ring, Pfn), OutOfMemory> {
+        self.next.set(self.next.get() + 1);
+        let pfn = 0x10_0000 + self.next.get();
+        let memory = Arc::new(HeapRingMemory::new(1).ok_or(OutOfMemory)?);
+        self.pages.borrow_mut().insert(pfn, memory.clone());
+        Ok((memory, Pfn(pfn)))
+    }
+    fn free_ring(&self, ring: Self::Ring) {
+        self.pages
+            .borrow_mut()
+            .retain(|_, m| !Arc::ptr_eq(m, &ring));
+        self.freed.set(self.freed.get() + 1);
+    }
+}
+
+/// A scripted netback for the handshake: publishes features, waits for the
+/// frontend's keys, attaches to its rings, goes `Connected`; can reset.
+#[derive(Debug)]
+pub struct FakeNetback {
+    /// Backend directory.
+    pub backend: String,
+    /// Frontend directory.
+    pub frontend: String,
+    /// Per queue, once connected.
+    pub queues: Vec<FakeBackend>,
+    /// The control ring's back end, once connected.
+    pub control: Option<XenNetifCtrlBackRing<Arc<HeapRingMemory>>>,
+    /// The keys the frontend wrote, as read at connection.
+    pub keys_seen: Vec<(String, String)>,
+}
+
+impl FakeNetback {
+    /// Creates the device directories the way a toolstack and netback do:
+    /// frontend `backend`, `backend-id`, `mac`; backend `features` and state
+    /// `InitWait`.
+    pub fn install(
+        store: &FakeStore,
+        frontend: &str,
+        backend: &str,
+        features: &[(&str, &str)],
+    ) -> Self {
+        store.set(&alloc::format!("{frontend}/backend"), backend);
+        store.set(&alloc::format!("{frontend}/backend-id"), "0");
+        store.set(&alloc::format!("{frontend}/mac"), "00:16:3e:12:34:56");
+        store.set(&alloc::format!("{frontend}/state"), "1");
+        for (key, value) in features {
+            store.set(&alloc::format!("{backend}/{key}"), value);
+        }
+        store.set(&alloc::format!("{backend}/state"), "2");
+        Self {
+            backend: String::from(backend),
+            frontend: String::from(frontend),
+            queues: Vec::new(),
+            control: None,
+            keys_seen: Vec::new(),
+        }
+    }
+
+    fn key(&self, store: &FakeStore, key: &str) -> Option<u32> {
+        store
+            .get(&alloc::format!("{}/{key}", self.frontend))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
+    /// Reacts to the frontend: when it says `Connected`, attach its rings and
+    /// say `Connected`; when it says `Closed` after a reset, offer `InitWait`.
+    pub fn step(&mut self, store: &FakeStore, grants: &FakeGrants, rings: &FakeRingPages) {
+        let front = store
+            .get(&alloc::format!("{}/state", self.frontend))
+            .unwrap_or_default();
+        let back = store
+            .get(&alloc::format!("{}/state", self.backend))
+            .unwrap_or_default();
+        match (front.as_str(), back.as_str()) {
+            ("4", "2") => {
+                let queues = self.key(store, "multi-queue-num-queues").unwrap_or(1);
+                let memory = |gref: u32| {
+                    grants
+                        .resolve(gref, true)
+                        .and_then(|pfn| rings.memory(pfn))
+                        .expect("ring ref names a ring page")
+                };
+                self.queues.clear();
+                for i in 0..queues {
+                    let prefix = if queues > 1 {
+                        alloc::format!("queue-{i}/")
+                    } else {
+                        String::new()
+                    };
+                    let tx = self
+                        .key(store, &alloc::format!("{prefix}tx-ring-ref"))
+                        .expect("tx-ring-ref");
+                    let rx = self
+                        .key(store, &alloc::format!("{prefix}rx-ring-ref"))
+                        .expect("rx-ring-ref");
+                    self.queues
+                        .push(FakeBackend::attach(memory(tx), memory(rx)));
+                }
+                self.control = self
+                    .key(store, "ctrl-ring-ref")
+                    .map(|gref| XenNetifCtrlBackRing::attach(memory(gref), 0).expect("ctrl ring"));
+                let prefix = alloc::format!("{}/", self.frontend);
+                self.keys_seen = store
+                    .nodes
+                    .borrow()
+                    .iter()
+                    .filter_map(|(k, v)| {
+                        k.strip_prefix(&prefix)
+                            .map(|k| (String::from(k), String::from_utf8_lossy(v).into_owned()))
+                    })
+                    .collect();
+                store.set(&alloc::format!("{}/state", self.backend), "4");
+            }
+            ("6" | "5", "5") | ("5", "4") => {
+                self.queues.clear();
+                self.control = None;
+                store.set(&alloc::format!("{}/state", self.backend), "6");
+            }
+            ("1", "6") => store.set(&alloc::format!("{}/state", self.backend), "2"),
+            _ => {}
+        }
+    }
+
+    /// The backend resets (e.g. netback unbound and rebound): it drops its
+    /// ring mappings and goes `Closing`.
+    pub fn reset(&mut self, store: &FakeStore) {
+        self.queues.clear();
+        self.control = None;
+        store.set(&alloc::format!("{}/state", self.backend), "5");
+    }
+}
+
+/// A complete fake platform around one [`FakeNetback`], shared with the store
+/// hook.
+#[derive(Debug, Clone)]
+pub struct FakePlatform {
+    /// xenstore.
+    pub store: alloc::rc::Rc<FakeStore>,
+    /// Event channels.
+    pub evtchn: alloc::rc::Rc<FakeEvtchn>,
+    /// Grants.
+    pub grants: alloc::rc::Rc<FakeGrants>,
+    /// Ring pages.
+    pub rings: alloc::rc::Rc<FakeRingPages>,
+    /// Data pages.
+    pub memory: alloc::rc::Rc<FakeMemory>,
+    /// The backend.
+    pub netback: alloc::rc::Rc<RefCell<FakeNetback>>,
+}
+
+impl FakePlatform {
+    /// A platform with a netback offering `features` for frontend
+    /// `device/vif/0`; the netback steps whenever the frontend waits.
+    pub fn new(features: &[(&str, &str)]) -> Self {
+        let store = alloc::rc::Rc::new(FakeStore::default());
+        let netback = FakeNetback::install(
+            &store,
+            "device/vif/0",
+            "/local/domain/0/backend/vif/1/0",
+            features,
+        );
+        let this = Self {
+            store,
+            evtchn: alloc::rc::Rc::default(),
+            grants: alloc::rc::Rc::default(),
+            rings: alloc::rc::Rc::default(),
+            memory: alloc::rc::Rc::default(),
+            netback: alloc::rc::Rc::new(RefCell::new(netback)),
+        };
+        let (netback, grants, rings) = (
+            this.netback.clone(),
+            this.grants.clone(),
+            this.rings.clone(),
+        );
+        this.store
+            .on_wait(move |store| netback.borrow_mut().step(store, &grants, &rings));
+        this
+    }
+
+    /// The borrowed form the engine takes.
+    pub fn platform(&self) -> Platform<'_, FakeStore, FakeEvtchn, FakeGrants, FakeRingPages> {
+        Platform {
+            store: &self.store,
+            evtchn: &self.evtchn,
+            grants: &self.grants,
+            rings: &self.rings,
+        }
     }
 }

@@ -11,13 +11,17 @@
 
 extern crate alloc;
 
+pub mod backend;
+pub mod ctrl;
 pub mod error;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod fake;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod fuzz;
+pub mod netfront;
 pub mod rss;
 pub mod rx;
+pub mod settings;
 pub mod stats;
 pub mod tx;
 pub mod wire;
