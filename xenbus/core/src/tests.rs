@@ -440,3 +440,42 @@ mod props {
         }
     }
 }
+
+#[test]
+fn one_client_is_shared_by_threads() {
+    fn assert_send_sync<T: Send + Sync>(_: &T) {}
+    for ring in [false, true] {
+        let server = FakeXenstored::new();
+        let stream;
+        let ringc;
+        let client: &(dyn Store + Sync) = if ring {
+            ringc = ring_client(&server);
+            assert_send_sync(&ringc);
+            &ringc
+        } else {
+            stream = stream_client(&server);
+            assert_send_sync(&stream);
+            &stream
+        };
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                s.spawn(move || {
+                    for i in 0..100 {
+                        let path = format!("/threads/{t}/{i}");
+                        client.write(Txn::NONE, &path, path.as_bytes()).unwrap();
+                        assert_eq!(client.read(Txn::NONE, &path).unwrap(), path.as_bytes());
+                    }
+                });
+            }
+        });
+        for t in 0..4 {
+            assert_eq!(
+                client
+                    .directory(Txn::NONE, &format!("/threads/{t}"))
+                    .unwrap()
+                    .len(),
+                100
+            );
+        }
+    }
+}
