@@ -466,3 +466,85 @@ pub trait Debug {
     /// Stops a callback.
     fn deregister(&self, registration: Self::Registration);
 }
+
+// SAFETY: the constructor's contract gives a page-aligned pointer valid for
+// reads and writes of `count() * PAGE_SIZE` bytes (PAGE_SIZE is Xen's page
+// size) until the `Pages` is handed back, and `Memory::alloc` zeroes them, so
+// the bytes are initialised; `as_ptr` and `len` never change for a value;
+// `pfns` is never empty, so `len` is a non-zero multiple of the page size.
+// Shared pages are accessed through the ring types only (the type's docs).
+unsafe impl xen_abi::ring::RingMemory for Pages {
+    fn as_ptr(&self) -> NonNull<u8> {
+        self.ptr
+    }
+
+    fn len(&self) -> usize {
+        self.pfns.len() * PAGE_SIZE
+    }
+}
+
+const _: () = assert!(PAGE_SIZE == xen_abi::XEN_PAGE_SIZE);
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use super::*;
+    use xen_abi::netif::{NetifTxRequest, NetifTxResponse};
+    use xen_abi::ring::{BackRing, FrontRing, RingMemory};
+
+    /// Zeroed, page-aligned heap pages standing in for platform memory.
+    struct HeapPages {
+        ptr: NonNull<u8>,
+        layout: std::alloc::Layout,
+    }
+
+    impl HeapPages {
+        fn new(count: usize) -> Self {
+            let layout = std::alloc::Layout::from_size_align(count * PAGE_SIZE, PAGE_SIZE).unwrap();
+            // SAFETY: a non-zero size.
+            let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+            Self {
+                ptr: NonNull::new(ptr).unwrap(),
+                layout,
+            }
+        }
+    }
+
+    impl Drop for HeapPages {
+        fn drop(&mut self) {
+            // SAFETY: allocated in `new` with this layout.
+            unsafe { std::alloc::dealloc(self.ptr.as_ptr(), self.layout) };
+        }
+    }
+
+    #[test]
+    fn pages_carry_a_shared_ring() {
+        let heap = HeapPages::new(2);
+        let pfns = alloc::vec![Pfn(0x100), Pfn(0x101)];
+        // SAFETY: `heap` is page-aligned, zeroed, two pages, and outlives `pages`.
+        let pages = unsafe { Pages::new(heap.ptr, pfns) };
+        assert_eq!(RingMemory::len(&pages), 2 * PAGE_SIZE);
+        assert_eq!(RingMemory::as_ptr(&pages), heap.ptr);
+
+        let mut front = FrontRing::<NetifTxRequest, NetifTxResponse, _>::new(&pages).unwrap();
+        let mut back = BackRing::<NetifTxRequest, NetifTxResponse, _>::attach(&pages, 0).unwrap();
+        let request = NetifTxRequest {
+            id: 7,
+            size: 60,
+            ..NetifTxRequest::default()
+        };
+        front.write_request(&request).unwrap();
+        front.push_requests();
+        let got: alloc::vec::Vec<_> = back.requests().unwrap().collect();
+        assert_eq!(got, [request]);
+        back.write_response(&NetifTxResponse { id: 7, status: 0 })
+            .unwrap();
+        back.push_responses();
+        let responses: alloc::vec::Vec<_> = front.responses().unwrap().collect();
+        assert_eq!(responses, [NetifTxResponse { id: 7, status: 0 }]);
+        // The rings borrow `pages`, which goes before `heap`.
+        let _ = (front, back);
+        drop(pages);
+    }
+}
