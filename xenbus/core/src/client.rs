@@ -178,6 +178,28 @@ impl<T: Transport, P: Wait + Clock> Client<T, P> {
         Ok(ticket)
     }
 
+    /// Queues every request of `requests`, then moves bytes once: on a ring, the
+    /// whole batch costs one event-channel kick. Stops at the first request
+    /// refused (its error is returned; the ones before it are in flight and
+    /// their tickets are lost, so callers size batches within the limits).
+    pub fn submit_batch(&self, requests: &[Request]) -> Result<Vec<Ticket>, StoreError> {
+        let mut state = self.state.lock();
+        let state = &mut *state;
+        let mut tickets = Vec::with_capacity(requests.len());
+        let mut result = Ok(());
+        for request in requests {
+            match state.engine.submit(request) {
+                Ok(t) => tickets.push(t),
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        let _ = state.engine.pump(&mut state.transport);
+        result.map(|()| tickets)
+    }
+
     /// Waits up to `timeout` for the reply to `ticket`: the reply frame, the
     /// xenstore error, [`StoreError::Timeout`] (the request is abandoned), or the
     /// error that broke the connection.

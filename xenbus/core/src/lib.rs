@@ -14,8 +14,26 @@
 //! * [`device`]: what every frontend does with a store (backend path and id,
 //!   `XenbusState`s, typed `feature-*` keys, keys written in a transaction).
 //!
-//! [`fake`] (feature `test-utils`) is an in-memory xenstored behind both
+//! `fake` (feature `test-utils`) is an in-memory xenstored behind both
 //! transports, with hostile modes, for unit tests.
+//!
+//! # Building a client on a platform
+//! * dom0 user space (the rig): implement [`transport::ByteStream`] on the
+//!   non-blocking descriptor (`EAGAIN` = `Ok(0)`), wrap it in
+//!   [`StreamTransport::xenbus_device`] (`/dev/xen/xenbus`, 4080-byte payloads)
+//!   or [`StreamTransport::new`] (xenstored's socket), and give
+//!   [`Client::new`] a platform implementing [`Wait`] (`poll(2)` on the
+//!   descriptor) and [`Clock`].
+//! * a guest (Windows XENBUS, the rig's guest kernel): implement
+//!   [`RingPage`] over the mapped `xenstore_domain_interface` (ordering
+//!   contract in [`ring`]) and [`Notify`] over the xenstore event channel, build
+//!   [`RingTransport::new`], and give [`Client::new`] a [`Wait`] woken by that
+//!   event channel.
+//!
+//! The client is then a [`xenbus_interface::api::Store`]; [`Client::submit`] /
+//! [`Client::wait_reply`] pipeline requests, [`Client::transaction`] retries on
+//! conflict, [`Client::reconnect`] resumes on a new transport with every watch
+//! registered again.
 #![no_std]
 #![deny(missing_docs, unsafe_code)]
 

@@ -479,3 +479,35 @@ fn one_client_is_shared_by_threads() {
         }
     }
 }
+
+#[test]
+fn a_batch_costs_one_kick() {
+    let server = FakeXenstored::new();
+    let client = ring_client(&server);
+    for i in 0..32 {
+        server.write_node(&format!("/b/{i}"), b"v");
+    }
+    let requests: Vec<Request> = (0..32)
+        .map(|i| Request::read(0, &format!("/b/{i}")).unwrap())
+        .collect();
+    let kicks = client.platform().kicks();
+    let tickets = client.submit_batch(&requests).unwrap();
+    assert_eq!(
+        client.platform().kicks(),
+        kicks + 1,
+        "one kick for 32 requests"
+    );
+    for t in tickets {
+        assert_eq!(
+            client
+                .wait_reply(t, Duration::from_secs(1))
+                .unwrap()
+                .payload,
+            b"v"
+        );
+    }
+    // Consuming replies from a ring that was never full needs no kick.
+    let kicks = client.platform().kicks();
+    let _ = client.poll();
+    assert_eq!(client.platform().kicks(), kicks);
+}
