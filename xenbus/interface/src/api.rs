@@ -467,6 +467,80 @@ pub trait Debug {
     fn deregister(&self, registration: Self::Registration);
 }
 
+/// A shared implementation is an implementation (a platform object held by
+/// both a provider and the test that inspects it).
+impl<S: Store + ?Sized> Store for alloc::sync::Arc<S> {
+    fn read(&self, txn: Txn, path: &str) -> Result<Vec<u8>, StoreError> {
+        (**self).read(txn, path)
+    }
+    fn write(&self, txn: Txn, path: &str, value: &[u8]) -> Result<(), StoreError> {
+        (**self).write(txn, path, value)
+    }
+    fn mkdir(&self, txn: Txn, path: &str) -> Result<(), StoreError> {
+        (**self).mkdir(txn, path)
+    }
+    fn remove(&self, txn: Txn, path: &str) -> Result<(), StoreError> {
+        (**self).remove(txn, path)
+    }
+    fn directory(&self, txn: Txn, path: &str) -> Result<Vec<String>, StoreError> {
+        (**self).directory(txn, path)
+    }
+    fn set_permissions(
+        &self,
+        txn: Txn,
+        path: &str,
+        perms: &[Permission],
+    ) -> Result<(), StoreError> {
+        (**self).set_permissions(txn, path, perms)
+    }
+    fn transaction_start(&self) -> Result<Txn, StoreError> {
+        (**self).transaction_start()
+    }
+    fn transaction_end(&self, txn: Txn, commit: bool) -> Result<(), StoreError> {
+        (**self).transaction_end(txn, commit)
+    }
+    fn watch_add(&self, path: &str) -> Result<WatchId, StoreError> {
+        (**self).watch_add(path)
+    }
+    fn watch_remove(&self, watch: WatchId) -> Result<(), StoreError> {
+        (**self).watch_remove(watch)
+    }
+    fn watch_wait(&self, watch: WatchId, timeout: Duration) -> Result<bool, StoreError> {
+        (**self).watch_wait(watch, timeout)
+    }
+}
+
+impl<E: EventChannels + ?Sized> EventChannels for alloc::sync::Arc<E> {
+    type Channel = E::Channel;
+    fn open_unbound(&self, remote: DomId) -> Result<Self::Channel, EvtchnError> {
+        (**self).open_unbound(remote)
+    }
+    fn port(&self, channel: &Self::Channel) -> Port {
+        (**self).port(channel)
+    }
+    fn notify(&self, channel: &Self::Channel) {
+        (**self).notify(channel);
+    }
+    fn unmask(&self, channel: &Self::Channel) {
+        (**self).unmask(channel);
+    }
+    fn close(&self, channel: Self::Channel) {
+        (**self).close(channel);
+    }
+}
+
+impl<G: GrantTable + ?Sized> GrantTable for alloc::sync::Arc<G> {
+    fn grant(&self, domid: DomId, pfn: Pfn, readonly: bool) -> Result<GrantRef, GrantError> {
+        (**self).grant(domid, pfn, readonly)
+    }
+    fn revoke(&self, gref: GrantRef) -> Result<(), GrantError> {
+        (**self).revoke(gref)
+    }
+    fn available(&self) -> usize {
+        (**self).available()
+    }
+}
+
 // SAFETY: the constructor's contract gives a page-aligned pointer valid for
 // reads and writes of `count() * PAGE_SIZE` bytes (PAGE_SIZE is Xen's page
 // size) until the `Pages` is handed back, and `Memory::alloc` zeroes them, so

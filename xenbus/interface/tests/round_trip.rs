@@ -545,3 +545,75 @@ fn debug_round_trip() {
     drop(debug);
     assert!(provider.references().idle());
 }
+
+/// The rig's pull-style delivery: a child's `Wait` makes the provider wait
+/// on the platform and deliver what arrives.
+#[test]
+fn event_channel_waits_pull_from_the_platform() {
+    let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = Arc::clone(&asked);
+    let pending = Arc::new(AtomicU32::new(1));
+    let events = Arc::clone(&pending);
+    let provider = EvtchnProvider::with_waiter(
+        FakeEvtchn::default(),
+        Box::new(move |_evtchn, port, timeout| {
+            log.lock().unwrap().push((port, timeout));
+            // One event is pending on the platform, then none.
+            events
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        }),
+    );
+    let mut bus = Bus::new();
+    bus.serve(&provider).unwrap();
+    let evtchn = ChildEvtchn::new(&bus, 5).unwrap();
+    let handled = Arc::new(AtomicU32::new(0));
+    let seen = Arc::clone(&handled);
+    let channel = evtchn
+        .open_unbound_with(
+            DomId(0),
+            Some(Box::new(move || {
+                seen.fetch_add(1, Ordering::SeqCst);
+            })),
+        )
+        .unwrap();
+    let port = evtchn.port(&channel);
+    // 250 ms, in 100 ns units.
+    assert!(evtchn.wait(&channel, 1, 2_500_000));
+    assert_eq!(handled.load(Ordering::SeqCst), 1);
+    assert!(!evtchn.wait(&channel, 2, 10));
+    assert_eq!(
+        *asked.lock().unwrap(),
+        [
+            (port, Some(Duration::from_millis(250))),
+            (port, Some(Duration::from_micros(1)))
+        ]
+    );
+    // Already reached: no platform wait.
+    assert!(evtchn.wait(&channel, 1, 0));
+    assert_eq!(asked.lock().unwrap().len(), 2);
+    evtchn.close(channel);
+}
+
+/// A C child that leaks its handles: the provider cleans up when it goes.
+#[test]
+fn a_store_provider_cleans_up_what_a_child_leaked() {
+    let store = Arc::new(FakeStore::default());
+    let provider = StoreProvider::new(Arc::clone(&store), Loopback);
+    let bus = {
+        let mut bus = Bus::new();
+        bus.serve(&provider).unwrap();
+        bus
+    };
+    let child = ChildStore::new(&bus, Loopback).unwrap();
+    let _txn = child.transaction_start().unwrap();
+    let _watch = child.watch_add("x").unwrap();
+    // The child vanishes without its destructor (a crashed C driver).
+    std::mem::forget(child);
+    assert_eq!(provider.outstanding().transactions, 1);
+    assert_eq!(store.open_transactions(), 1);
+    drop(bus);
+    drop(provider);
+    assert_eq!(store.open_transactions(), 0);
+    assert_eq!(store.watch_count(), 0);
+}

@@ -2,11 +2,16 @@
 //!
 //! Only `TYPE_UNBOUND` channels can be opened (what frontends use, and all the
 //! trait offers); other types get a null handle, as a failed open does in C.
-//! Events reach a channel's callback when the platform calls
-//! [`EvtchnProvider::deliver`] for its port (on Windows the bus's upcall DPC,
-//! in the rig the thread reading `/dev/xen/evtchn`). The provider cannot
-//! block, so `Wait` returns at once: success if the event count already
-//! reached the target, `STATUS_TIMEOUT` otherwise.
+//! Events reach a channel's callback in one of two ways:
+//! * push: the platform calls [`EvtchnProvider::deliver`] for the port (on
+//!   Windows the bus's upcall DPC; in the rig a thread reading
+//!   `/dev/xen/evtchn`);
+//! * pull: a provider made with [`EvtchnProvider::with_waiter`] answers a
+//!   child's `Wait` by waiting on the platform (in the rig, `poll` on
+//!   `/dev/xen/evtchn`) and delivering what arrives.
+//!
+//! Without a waiter `Wait` cannot block: it returns at once, success if the
+//! event count already reached the target, `STATUS_TIMEOUT` otherwise.
 
 use super::{
     EvtchnChannel, EvtchnInterfaceV5, EvtchnInterfaceV6, EvtchnInterfaceV7, EvtchnInterfaceV8,
@@ -24,16 +29,22 @@ use alloc::sync::Arc;
 use core::fmt;
 use core::ops::RangeInclusive;
 use core::sync::atomic::{AtomicU32, Ordering};
+use core::time::Duration;
 
 /// Serves EVTCHN from `C`.
 pub struct EvtchnProvider<C: EventChannels + Sync> {
     context: Box<Context<C>>,
 }
 
+/// Waits on the platform for an event on a port: `Some(timeout)` at most that
+/// long, `None` without limit. True if an event arrived.
+pub type Waiter<C> = Box<dyn Fn(&C, Port, Option<Duration>) -> bool + Send + Sync>;
+
 #[repr(C)]
 struct Context<C: EventChannels> {
     refs: References,
     evtchn: C,
+    waiter: Option<Waiter<C>>,
     /// Open channels by local port.
     channels: spin::Mutex<BTreeMap<u32, Arc<BusChannel<C::Channel>>>>,
 }
@@ -56,10 +67,21 @@ unsafe impl<T> Sync for BusChannel<T> {}
 impl<C: EventChannels + Sync> EvtchnProvider<C> {
     /// A provider serving `evtchn`.
     pub fn new(evtchn: C) -> Self {
+        Self::build(evtchn, None)
+    }
+
+    /// A provider serving `evtchn` that answers `Wait` by calling `waiter`
+    /// (see the module docs).
+    pub fn with_waiter(evtchn: C, waiter: Waiter<C>) -> Self {
+        Self::build(evtchn, Some(waiter))
+    }
+
+    fn build(evtchn: C, waiter: Option<Waiter<C>>) -> Self {
         Self {
             context: Box::new(Context {
                 refs: References::default(),
                 evtchn,
+                waiter,
                 channels: spin::Mutex::new(BTreeMap::new()),
             }),
         }
@@ -216,7 +238,7 @@ impl<C: EventChannels + Sync> Tables<C> {
             unmask_v4: Some(unmask_v4::<C>),
             send_v1: Some(send::<C>),
             trigger: Some(trigger::<C>),
-            wait_v5: Some(wait_v5),
+            wait_v5: Some(wait_v5::<C>),
             get_port: Some(get_port::<C>),
             close: Some(close::<C>),
         }
@@ -232,7 +254,7 @@ impl<C: EventChannels + Sync> Tables<C> {
             unmask_v4: Some(unmask_v4::<C>),
             send: Some(send::<C>),
             trigger: Some(trigger::<C>),
-            wait_v5: Some(wait_v5),
+            wait_v5: Some(wait_v5::<C>),
             get_port: Some(get_port::<C>),
             close: Some(close::<C>),
         }
@@ -405,29 +427,64 @@ unsafe extern "C" fn get_count<C: EventChannels>(
     channel.count.load(Ordering::Acquire)
 }
 
-unsafe extern "C" fn wait<C: EventChannels>(
-    _interface: Pinterface,
-    channel: *mut EvtchnChannel,
-    count: u32,
-    _timeout: *mut LargeInteger,
-) -> NtStatus {
-    // SAFETY: a live handle.
-    let channel = unsafe { bus_channel::<C::Channel>(channel) };
-    // Counts wrap: "reached" means at most half the range behind.
-    if channel.count.load(Ordering::Acquire).wrapping_sub(count) < 0x8000_0000 {
-        STATUS_SUCCESS
-    } else {
-        STATUS_TIMEOUT
-    }
+/// Whether a channel's count reached `count` (counts wrap: "reached" means
+/// at most half the range behind).
+fn reached<T>(channel: &BusChannel<T>, count: u32) -> bool {
+    channel.count.load(Ordering::Acquire).wrapping_sub(count) < 0x8000_0000
 }
 
-unsafe extern "C" fn wait_v5(
-    _interface: Pinterface,
-    _channel: *mut EvtchnChannel,
-    _timeout: *mut LargeInteger,
+/// A `Wait` timeout: null is none; negative is relative, in 100 ns units;
+/// positive is absolute system time, which a provider without a clock
+/// treats as "now" (no wait).
+///
+/// # Safety
+/// `timeout` is null or points at a readable `LARGE_INTEGER`.
+unsafe fn timeout_of(timeout: *mut LargeInteger) -> Option<Duration> {
+    if timeout.is_null() {
+        return None;
+    }
+    // SAFETY: the caller's guarantee.
+    let value = unsafe { timeout.read() }.0;
+    let ticks = if value < 0 { value.unsigned_abs() } else { 0 };
+    Some(Duration::from_nanos(ticks.saturating_mul(100)))
+}
+
+unsafe extern "C" fn wait<C: EventChannels>(
+    interface: Pinterface,
+    channel: *mut EvtchnChannel,
+    count: u32,
+    timeout: *mut LargeInteger,
 ) -> NtStatus {
-    // "Wait for the next event": this provider cannot block.
+    // SAFETY: called through a table this module served.
+    let context = unsafe { context::<C>(interface) };
+    // SAFETY: a live handle.
+    let channel = unsafe { bus_channel::<C::Channel>(channel) };
+    if reached(channel, count) {
+        return STATUS_SUCCESS;
+    }
+    if let Some(waiter) = &context.waiter {
+        // SAFETY: the C contract: null or a valid timeout.
+        let timeout = unsafe { timeout_of(timeout) };
+        if waiter(&context.evtchn, channel.port, timeout) {
+            fire(channel);
+        }
+        if reached(channel, count) {
+            return STATUS_SUCCESS;
+        }
+    }
     STATUS_TIMEOUT
+}
+
+unsafe extern "C" fn wait_v5<C: EventChannels>(
+    interface: Pinterface,
+    channel: *mut EvtchnChannel,
+    timeout: *mut LargeInteger,
+) -> NtStatus {
+    // SAFETY: called through a table this module served, with a live handle.
+    let count = unsafe { get_count::<C>(interface, channel) };
+    // "The next event": one more than seen so far.
+    // SAFETY: forwarded with the caller's guarantees.
+    unsafe { wait::<C>(interface, channel, count.wrapping_add(1), timeout) }
 }
 
 unsafe extern "C" fn get_port<C: EventChannels>(

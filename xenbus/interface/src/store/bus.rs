@@ -143,12 +143,17 @@ impl<S: Store + Sync + 'static, E: BusEvents> StoreProvider<S, E> {
 impl<S: Store + Sync + 'static, E: BusEvents> Drop for StoreProvider<S, E> {
     fn drop(&mut self) {
         // A child that went away without removing its watches: stop the
-        // events from reaching the watch before it is freed.
+        // events from reaching the watch before it is freed, and remove it.
         let watches = core::mem::take(&mut *self.context.watches.lock());
         for watch in watches.values() {
             // SAFETY: every recorded watch's event was attached and not detached.
             unsafe { self.context.events.detach(watch.event) };
             let _ = self.context.store.watch_remove(watch.id);
+        }
+        // Transactions a child left open: abort them in the store too.
+        let transactions = core::mem::take(&mut *self.context.transactions.lock());
+        for transaction in transactions.values() {
+            let _ = self.context.store.transaction_end(transaction.txn, false);
         }
     }
 }
