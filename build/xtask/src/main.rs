@@ -4,6 +4,7 @@
 //!   workspace, then every rig suite in the real Xen rig: what CI runs.
 //! * `cargo xtask rig ...`: the Xen rig (see [`rig`]).
 
+mod fuzz;
 mod rig;
 
 use std::process::{Command, ExitCode};
@@ -13,6 +14,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test(),
         Some("rig") => return rig::main(workspace_root(), &args[1..]),
+        Some("fuzz") => fuzz::run(&workspace_root(), &args[1..]),
         Some("help" | "--help" | "-h") | None => {
             print!("{USAGE}");
             Ok(())
@@ -36,6 +38,8 @@ tasks:
           then every rig suite in the Xen rig (needs root; see `cargo xtask rig`)
   rig     the Xen rig: setup, run, shell, selftest, test, bench, demo
           (`cargo xtask rig help`)
+  fuzz    run every cargo-fuzz target N seconds (default 30), report findings
+          (`cargo xtask fuzz --help`; not part of `test`)
 ";
 
 /// Runs `cargo` with `args` in the workspace root, failing on a non-zero exit.
