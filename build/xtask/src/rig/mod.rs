@@ -62,7 +62,7 @@ options:
   --share DIR         host DIR read-write at /mnt/host in dom0 (virtio-9p)
   --timeout S         hard limit for the boot (default run 600, selftest 300, test 1200,
                       bench/demo 1800)
-  --boot-timeout S    dom0 must be up within S (default 120)
+  --boot-timeout S    dom0 must be up within S (default 240)
   --quiet             run: don't echo the console (it is always logged)
   --verbose           selftest/test/bench/demo: echo the whole console
   --log FILE          serial log (default <cache>/logs/boot-<time>-<kind>-<pid>.log)

@@ -122,7 +122,7 @@ impl Default for BootOptions {
             files: Vec::new(),
             share: None,
             timeout: Duration::from_secs(600),
-            boot_timeout: Duration::from_secs(120),
+            boot_timeout: Duration::from_secs(240),
             echo: true,
             relay: |_| false,
             log: None,
