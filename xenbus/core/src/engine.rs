@@ -106,8 +106,10 @@ pub struct Engine {
     stats: EngineStats,
 }
 
-/// Largest number of `recv` calls in one [`Engine::pump`].
+/// Largest number of `recv` calls in one receive round of [`Engine::pump`].
 const MAX_READS_PER_PUMP: usize = 64;
+/// Send-then-receive rounds in one [`Engine::pump`].
+const MAX_ROUNDS_PER_PUMP: usize = 64;
 /// Prefix of our watch tokens; the rest is the watch number in decimal.
 const TOKEN_PREFIX: &str = "xenbus-core/";
 
@@ -221,10 +223,12 @@ impl Engine {
         }
     }
 
-    /// Sends what the transport takes, receives and dispatches what it has (at
-    /// most `MAX_READS_PER_PUMP` reads), then flushes once. Returns how many
-    /// messages were dispatched. A transport or protocol failure breaks the
-    /// connection: every waiting request completes with that error.
+    /// Sends what the transport takes, receives and dispatches what it has,
+    /// and repeats while a receive may have made room for more output (at most
+    /// `MAX_ROUNDS_PER_PUMP` rounds of at most `MAX_READS_PER_PUMP` reads), then
+    /// flushes once. Returns how many messages were dispatched. A transport or
+    /// protocol failure breaks the connection: every waiting request completes
+    /// with that error.
     pub fn pump<T: Transport + ?Sized>(&mut self, transport: &mut T) -> Result<usize, StoreError> {
         if let Some(err) = &self.broken {
             return Err(err.clone());
@@ -242,6 +246,25 @@ impl Engine {
         &mut self,
         transport: &mut T,
     ) -> Result<usize, StoreError> {
+        let mut dispatched = 0usize;
+        // A reply can make room for the next request (a full ring, a transport
+        // that paces one message at a time): send again after receiving, a
+        // bounded number of rounds.
+        for _ in 0..MAX_ROUNDS_PER_PUMP {
+            self.send_pending(transport)?;
+            let (bytes, frames) = self.receive_available(transport)?;
+            dispatched = dispatched.saturating_add(frames);
+            if bytes == 0 || self.outbox.is_empty() {
+                break;
+            }
+        }
+        transport
+            .flush()
+            .map_err(crate::transport::TransportError::into_store_error)?;
+        Ok(dispatched)
+    }
+
+    fn send_pending<T: Transport + ?Sized>(&mut self, transport: &mut T) -> Result<(), StoreError> {
         while let Some(front) = self.outbox.front() {
             let rest = front.get(self.out_sent..).unwrap_or(&[]);
             if rest.is_empty() {
@@ -257,19 +280,32 @@ impl Engine {
             }
             self.out_sent = self.out_sent.saturating_add(n);
         }
+        Ok(())
+    }
+
+    /// Reads until the transport has nothing (at most `MAX_READS_PER_PUMP`
+    /// reads); returns the bytes read and the messages dispatched.
+    fn receive_available<T: Transport + ?Sized>(
+        &mut self,
+        transport: &mut T,
+    ) -> Result<(usize, usize), StoreError> {
+        let mut bytes = 0usize;
         let mut dispatched = 0usize;
         let mut scratch = core::mem::take(&mut self.scratch);
         let mut result = Ok(());
         for _ in 0..MAX_READS_PER_PUMP {
             match transport.recv(&mut scratch) {
                 Ok(0) => break,
-                Ok(n) => match self.receive(scratch.get(..n).unwrap_or(&[])) {
-                    Ok(k) => dispatched = dispatched.saturating_add(k),
-                    Err(e) => {
-                        result = Err(e);
-                        break;
+                Ok(n) => {
+                    bytes = bytes.saturating_add(n);
+                    match self.receive(scratch.get(..n).unwrap_or(&[])) {
+                        Ok(k) => dispatched = dispatched.saturating_add(k),
+                        Err(e) => {
+                            result = Err(e);
+                            break;
+                        }
                     }
-                },
+                }
                 Err(e) => {
                     result = Err(e.into_store_error());
                     break;
@@ -277,11 +313,7 @@ impl Engine {
             }
         }
         self.scratch = scratch;
-        result?;
-        transport
-            .flush()
-            .map_err(crate::transport::TransportError::into_store_error)?;
-        Ok(dispatched)
+        result.map(|()| (bytes, dispatched))
     }
 
     /// Feeds received bytes: frames them and dispatches every complete message.

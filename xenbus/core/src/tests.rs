@@ -511,3 +511,74 @@ fn a_batch_costs_one_kick() {
     let _ = client.poll();
     assert_eq!(client.platform().kicks(), kicks);
 }
+
+/// A stream that takes the next message only once the previous one's reply has
+/// been read (what the rig does on Linux's `/dev/xen/xenbus`, whose write
+/// buffer is still in use until the kernel has sent the message).
+struct PacedStream {
+    inner: FakeStream,
+    replies: crate::wire::FrameDecoder,
+    written: usize,
+    answered: usize,
+}
+
+impl crate::transport::ByteStream for PacedStream {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, crate::TransportError> {
+        let n = self.inner.read(buf)?;
+        let mut input = &buf[..n];
+        while let Ok(Some(frame)) = self.replies.decode(&mut input) {
+            if frame.kind != crate::wire::MsgType::WatchEvent {
+                self.answered += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    fn write(&mut self, buf: &[u8]) -> Result<usize, crate::TransportError> {
+        if self.written > self.answered {
+            return Ok(0);
+        }
+        // The fake takes whole messages, as the client sends them.
+        let n = self.inner.write(buf)?;
+        self.written += 1;
+        Ok(n)
+    }
+}
+
+#[test]
+fn a_paced_stream_sends_the_next_request_as_soon_as_a_reply_arrives() {
+    let server = FakeXenstored::new();
+    let paced = PacedStream {
+        inner: server.connect_stream(),
+        replies: crate::wire::FrameDecoder::default(),
+        written: 0,
+        answered: 0,
+    };
+    let client = Client::with_config(
+        StreamTransport::new(paced),
+        FakePlatform::new(&server),
+        quick(),
+    );
+    for i in 0..32 {
+        server.write_node(&format!("/p/{i}"), b"v");
+    }
+    let requests: Vec<Request> = (0..32)
+        .map(|i| Request::read(0, &format!("/p/{i}")).unwrap())
+        .collect();
+    let tickets = client.submit_batch(&requests).unwrap();
+    // The last one first: its reply needs all 31 before it through the pacer.
+    for t in tickets.into_iter().rev() {
+        assert_eq!(
+            client
+                .wait_reply(t, Duration::from_secs(1))
+                .unwrap()
+                .payload,
+            b"v"
+        );
+    }
+    assert_eq!(
+        client.platform().waits(),
+        0,
+        "every paced request went out within the pumps"
+    );
+}
