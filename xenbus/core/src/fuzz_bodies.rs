@@ -346,5 +346,21 @@ mod tests {
         ring_transport(&data);
     }
 
+    #[test]
+    fn committed_seeds_run_clean() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
+        let mut count = 0;
+        for (target, body) in [
+            ("reply_parsing", reply_parsing as fn(&[u8])),
+            ("ring_transport", ring_transport),
+        ] {
+            for entry in std::fs::read_dir(dir.join(target)).unwrap() {
+                body(&std::fs::read(entry.unwrap().path()).unwrap());
+                count += 1;
+            }
+        }
+        assert!(count >= 16, "{count} seeds");
+    }
+
     use alloc::vec;
 }
