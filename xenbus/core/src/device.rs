@@ -225,7 +225,9 @@ pub fn read_state<S: Store + ?Sized>(store: &S, dir: &str) -> Result<XenbusState
 }
 
 /// Writes `dir/state` = `state`, in a transaction that first checks `dir` still
-/// exists (a toolstack that removed the device must not see it recreated).
+/// exists (a toolstack that removed the device must not see it recreated), and
+/// writes nothing when the state is already `state` (no watch fires for
+/// nothing).
 pub fn switch_state<S: Store + ?Sized>(
     store: &S,
     dir: &str,
@@ -238,6 +240,11 @@ pub fn switch_state<S: Store + ?Sized>(
         failing = String::from(dir);
         store.read(txn, dir)?;
         failing.clone_from(&key);
+        match store.read(txn, &key) {
+            Ok(current) if XenbusState::parse(&current) == Some(state) => return Ok(()),
+            Ok(_) | Err(StoreError::Xs(XsError::Enoent)) => {}
+            Err(e) => return Err(e),
+        }
         store.write(txn, &key, format!("{}", state.as_u32()).as_bytes())
     })
     .map_err(|error| store_err(&failing, error))
@@ -412,6 +419,15 @@ mod tests {
         assert_eq!(read_state(&c, DEV).unwrap(), XenbusState::Unknown);
         switch_state(&c, DEV, XenbusState::Initialising, 4).unwrap();
         assert_eq!(read_state(&c, DEV).unwrap(), XenbusState::Initialising);
+        // Switching to the current state writes nothing: no watch fires.
+        let watch = c.watch_add(&join(DEV, "state")).unwrap();
+        assert!(c.watch_wait(watch, Duration::from_millis(1)).unwrap());
+        switch_state(&c, DEV, XenbusState::Initialising, 4).unwrap();
+        assert!(!c.watch_wait(watch, Duration::from_millis(1)).unwrap());
+        switch_state(&c, DEV, XenbusState::InitWait, 4).unwrap();
+        assert!(c.watch_wait(watch, Duration::from_millis(1)).unwrap());
+        c.watch_remove(watch).unwrap();
+        switch_state(&c, DEV, XenbusState::Initialising, 4).unwrap();
         server.write_node(&join(DEV, "state"), b"9");
         assert!(matches!(
             read_state(&c, DEV),
