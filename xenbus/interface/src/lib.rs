@@ -73,6 +73,8 @@ pub mod emulated;
 pub mod evtchn;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod fake;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzz_bodies;
 pub mod gnttab;
 pub mod printf;
 pub mod range_set;

@@ -199,7 +199,10 @@ fn emit(
         Some(p) if numeric => p.saturating_sub(body.len()),
         _ => 0,
     };
-    let len = prefix.len() + zeros + body.len();
+    let len = prefix
+        .len()
+        .saturating_add(zeros)
+        .saturating_add(body.len());
     let pad = spec.width.saturating_sub(len);
     let zero_pad = !spec.left && spec.zero && numeric && spec.precision.is_none();
     if !spec.left && !zero_pad {
@@ -346,6 +349,12 @@ mod tests {
         assert_eq!(run("%u", &[]), Err(FormatError::TooManyArguments));
         assert_eq!(
             format(b"%99999d", &[1], |_| b"", 4096),
+            Err(FormatError::TooLong)
+        );
+        // Found by the fuzzer: a precision that saturates must not overflow
+        // the length sum.
+        assert_eq!(
+            format(b"%#.99999999999999999999999x", &[1], |_| b"", 4096),
             Err(FormatError::TooLong)
         );
     }
