@@ -12,16 +12,18 @@
 //! before the first one reached the ring overwrites the first one's payload (seen
 //! in the rig: 64 pipelined reads, one answered with another key's value). So
 //! over the device the stream holds each request back until the previous one is
-//! answered ([`Pacer`]); the socket, like the guest's shared ring, takes many
-//! requests in flight.
+//! answered ([`Pacer`]), keeping the others ([`Held`]) and sending the next
+//! as soon as an answer is read; the socket, like the guest's shared ring,
+//! takes many requests in flight.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use xen_abi::xs_wire::{XS_WATCH_EVENT, XsdSockmsg};
+use xen_abi::xs_wire::{XENSTORE_PAYLOAD_MAX, XS_WATCH_EVENT, XsdSockmsg};
 use xenbus_core::transport::{ByteStream, TransportError};
 
 use crate::fd;
@@ -46,8 +48,10 @@ pub struct XenstoreStream {
     /// Either transport's descriptor: both are plain read(2)/write(2) streams.
     file: File,
     transport: Transport,
-    /// Over [`Transport::Xenbus`] only: one request in flight.
+    /// Over [`Transport::Xenbus`] only: one request in flight...
     pacer: Option<Pacer>,
+    /// ...the others waiting here, sent as answers arrive.
+    held: Held,
 }
 
 impl XenstoreStream {
@@ -70,6 +74,7 @@ impl XenstoreStream {
             file: File::from(fd),
             transport,
             pacer: (transport == Transport::Xenbus).then(Pacer::default),
+            held: Held::default(),
         })
     }
 
@@ -138,36 +143,37 @@ impl XenstoreStream {
 /// a reset connection are [`TransportError::Disconnected`].
 impl ByteStream for XenstoreStream {
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, TransportError> {
-        loop {
+        let n = loop {
             match (&self.file).read(buf) {
                 Ok(0) if !buf.is_empty() => return Err(TransportError::Disconnected),
-                Ok(n) => {
-                    if let Some(pacer) = &mut self.pacer {
-                        pacer.received(buf.get(..n).unwrap_or_default());
-                    }
-                    return Ok(n);
-                }
+                Ok(n) => break n,
                 Err(e) => {
                     if let Some(result) = classify(&e) {
                         return result;
                     }
                 }
             }
+        };
+        if let Some(pacer) = &mut self.pacer {
+            pacer.received(buf.get(..n).unwrap_or_default());
+            // An answer frees the device: the next held request goes now,
+            // not at the client's next send.
+            let file = &self.file;
+            self.held.flush(pacer, |chunk| (&*file).write(chunk))?;
         }
+        Ok(n)
     }
 
     fn write(&mut self, buf: &[u8]) -> Result<usize, TransportError> {
-        if self.pacer.as_ref().is_some_and(|p| !p.may_send()) {
-            return Ok(0);
+        if let Some(pacer) = &mut self.pacer {
+            let taken = self.held.take(buf);
+            let file = &self.file;
+            self.held.flush(pacer, |chunk| (&*file).write(chunk))?;
+            return Ok(taken);
         }
         loop {
             match (&self.file).write(buf) {
-                Ok(n) => {
-                    if let Some(pacer) = &mut self.pacer {
-                        pacer.sent(buf.get(..n).unwrap_or_default());
-                    }
-                    return Ok(n);
-                }
+                Ok(n) => return Ok(n),
                 Err(e) => {
                     if let Some(result) = classify(&e) {
                         return result;
@@ -234,7 +240,7 @@ impl Pacer {
 }
 
 /// Finds message boundaries in a byte stream.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Framer {
     header: [u8; XsdSockmsg::SIZE],
     have: usize,
@@ -248,44 +254,104 @@ impl Framer {
         self.have > 0
     }
 
+    /// Consumes `bytes` up to the end of the current message at most:
+    /// returns how many bytes it took and, if the message ended, its type.
+    fn feed_one(&mut self, bytes: &[u8]) -> (usize, Option<u32>) {
+        let mut taken = 0;
+        if self.have < XsdSockmsg::SIZE {
+            let take = (XsdSockmsg::SIZE - self.have).min(bytes.len());
+            self.header[self.have..self.have + take].copy_from_slice(&bytes[..take]);
+            self.have += take;
+            taken = take;
+            if self.have < XsdSockmsg::SIZE {
+                return (taken, None);
+            }
+            let len = u32::from_le_bytes([
+                self.header[12],
+                self.header[13],
+                self.header[14],
+                self.header[15],
+            ]);
+            self.body_left = usize::try_from(len).unwrap_or(usize::MAX);
+        }
+        let take = self.body_left.min(bytes.len() - taken);
+        self.body_left -= take;
+        taken += take;
+        if self.body_left > 0 {
+            return (taken, None);
+        }
+        self.have = 0;
+        let kind = u32::from_le_bytes([
+            self.header[0],
+            self.header[1],
+            self.header[2],
+            self.header[3],
+        ]);
+        (taken, Some(kind))
+    }
+
     /// Consumes `bytes`; calls `each` with the type of every message that ends
     /// in them, and returns how many ended.
     fn feed(&mut self, mut bytes: &[u8], mut each: impl FnMut(u32)) -> u32 {
         let mut done = 0u32;
         while !bytes.is_empty() {
-            if self.have < XsdSockmsg::SIZE {
-                let take = (XsdSockmsg::SIZE - self.have).min(bytes.len());
-                let (head, rest) = bytes.split_at(take);
-                self.header[self.have..self.have + take].copy_from_slice(head);
-                self.have += take;
-                bytes = rest;
-                if self.have < XsdSockmsg::SIZE {
-                    break;
-                }
-                let len = u32::from_le_bytes([
-                    self.header[12],
-                    self.header[13],
-                    self.header[14],
-                    self.header[15],
-                ]);
-                self.body_left = usize::try_from(len).unwrap_or(usize::MAX);
-            }
-            let take = self.body_left.min(bytes.len());
-            self.body_left -= take;
-            bytes = bytes.get(take..).unwrap_or_default();
-            if self.body_left == 0 {
-                let kind = u32::from_le_bytes([
-                    self.header[0],
-                    self.header[1],
-                    self.header[2],
-                    self.header[3],
-                ]);
+            let (taken, ended) = self.feed_one(bytes);
+            bytes = bytes.get(taken..).unwrap_or_default();
+            if let Some(kind) = ended {
                 each(kind);
                 done = done.saturating_add(1);
-                self.have = 0;
             }
         }
         done
+    }
+}
+
+/// Bytes the client handed over that may not reach `/dev/xen/xenbus` yet.
+#[derive(Debug, Default)]
+struct Held {
+    bytes: VecDeque<u8>,
+}
+
+impl Held {
+    /// Requests in flight (256 by default in the engine) of at most 4 KiB
+    /// each: room for all of them.
+    const MAX: usize = 256 * (XsdSockmsg::SIZE + XENSTORE_PAYLOAD_MAX);
+
+    /// Takes `buf` whole, or nothing when full.
+    fn take(&mut self, buf: &[u8]) -> usize {
+        if self.bytes.len().saturating_add(buf.len()) > Self::MAX {
+            return 0;
+        }
+        self.bytes.extend(buf);
+        buf.len()
+    }
+
+    /// Writes held bytes to `sink` while `pacer` allows, never more than one
+    /// message per write (the device ignores what follows the first).
+    fn flush(
+        &mut self,
+        pacer: &mut Pacer,
+        mut sink: impl FnMut(&[u8]) -> io::Result<usize>,
+    ) -> Result<(), TransportError> {
+        while !self.bytes.is_empty() && pacer.may_send() {
+            let bytes = self.bytes.make_contiguous();
+            let (len, _) = pacer.out.clone().feed_one(bytes);
+            let chunk = &bytes[..len];
+            match sink(chunk) {
+                Ok(0) => return Ok(()),
+                Ok(n) => {
+                    let n = n.min(len);
+                    pacer.sent(&chunk[..n]);
+                    self.bytes.drain(..n);
+                }
+                Err(e) => match classify(&e) {
+                    None => {}
+                    Some(Ok(_)) => return Ok(()),
+                    Some(Err(e)) => return Err(e),
+                },
+            }
+        }
+        Ok(())
     }
 }
 
@@ -361,5 +427,65 @@ mod tests {
             seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
             let _ = f.feed(&chunk, |_| {});
         }
+    }
+
+    #[test]
+    fn held_requests_go_one_message_per_write_as_answers_arrive() {
+        let mut pacer = Pacer::default();
+        let mut held = Held::default();
+        let mut wire: Vec<Vec<u8>> = Vec::new();
+        let a = msg(2, b"/a\0");
+        let b = msg(2, b"/bb\0");
+        let c = msg(11, b"/c\0value");
+        // Three requests handed over at once (as a pipelining client does).
+        let mut all = a.clone();
+        all.extend(&b);
+        all.extend(&c);
+        assert_eq!(held.take(&all), all.len());
+        held.flush(&mut pacer, |chunk| {
+            wire.push(chunk.to_vec());
+            Ok(chunk.len())
+        })
+        .unwrap();
+        assert_eq!(wire.len(), 1, "only the first request goes");
+        assert_eq!(wire[0], a);
+        // A watch event answers nothing.
+        pacer.received(&msg(XS_WATCH_EVENT, b"/w\0t\0"));
+        held.flush(&mut pacer, |chunk| {
+            wire.push(chunk.to_vec());
+            Ok(chunk.len())
+        })
+        .unwrap();
+        assert_eq!(wire.len(), 1);
+        // The answer to `a` releases `b`, a short write splits it, and `c`
+        // waits for `b`'s answer.
+        pacer.received(&msg(2, b"x"));
+        let mut first = true;
+        held.flush(&mut pacer, |chunk| {
+            let n = if first { 5 } else { chunk.len() };
+            first = false;
+            wire.push(chunk[..n].to_vec());
+            Ok(n)
+        })
+        .unwrap();
+        assert_eq!(wire[1..].concat(), b);
+        pacer.received(&msg(16, b"ENOENT\0"));
+        held.flush(&mut pacer, |chunk| {
+            wire.push(chunk.to_vec());
+            Ok(chunk.len())
+        })
+        .unwrap();
+        assert_eq!(wire.last().unwrap(), &c);
+        assert!(held.bytes.is_empty());
+        // A device error is the client's error; EAGAIN keeps the bytes.
+        assert_eq!(held.take(&a), a.len());
+        pacer.received(&msg(11, b"OK\0"));
+        let again = held.flush(&mut pacer, |_| Err(io::ErrorKind::WouldBlock.into()));
+        assert_eq!(again, Ok(()));
+        assert_eq!(held.bytes.len(), a.len());
+        let failed = held.flush(&mut pacer, |_| {
+            Err(io::Error::from_raw_os_error(libc::EINVAL))
+        });
+        assert_eq!(failed, Err(TransportError::Io(libc::EINVAL)));
     }
 }
