@@ -26,16 +26,19 @@ mkdir -p /run/xen /run/xenstored /var/log/xen /var/lib/xen /var/lib/xenstored /r
 hostname dom0
 ip link set lo up
 
-# One modprobe for all: every fork+exec is expensive for a PV dom0 under TCG.
+# One modprobe per group: every fork+exec is expensive for a PV dom0 under TCG.
 modprobe -a xenfs xen-evtchn xen-gntdev xen-gntalloc xen-privcmd \
-    xen-blkback xen-netback xen-blkfront xen-netfront loop bridge \
     || echo "XENPV-RIG: modprobe failed: $(ls /sys/module | tr '\n' ' ')"
 mount -t xenfs xenfs /proc/xen
+# The backends (and Linux's frontends, the reference) load while xenstored starts.
+modprobe -a xen-blkback xen-netback xen-blkfront xen-netfront loop bridge &
+modprobe_pid=$!
 
 $XENBIN/xenstored --pid-file /run/xen/xenstored.pid
 i=0; while [ ! -S /run/xenstored/socket ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
 $XENBIN/xen-init-dom0 || echo "XENPV-RIG: xen-init-dom0 failed"
 $XENBIN/xenconsoled --pid-file=/run/xen/xenconsoled.pid --log=none || echo "XENPV-RIG: xenconsoled failed"
+wait $modprobe_pid || echo "XENPV-RIG: modprobe failed: $(ls /sys/module | tr '\n' ' ')"
 
 # The in-VM bridge netback's vifs join (vif-bridge); nothing leaves the VM.
 ip link add name xenbr0 type bridge stp_state 0 forward_delay 0
