@@ -83,7 +83,7 @@ pub fn parse_u64(raw: &[u8]) -> Option<u64> {
 
 /// Reads `dir/key`; `Ok(None)` if absent.
 pub(crate) fn read_opt(
-    store: &impl Store,
+    store: &(impl Store + ?Sized),
     txn: Txn,
     dir: &str,
     key: &str,
@@ -101,7 +101,7 @@ pub(crate) fn read_opt(
 
 impl BackendInfo {
     /// Reads and checks every key from the backend directory `dir`.
-    pub fn read(store: &impl Store, dir: &str) -> Result<Self, BackendInfoError> {
+    pub fn read(store: &(impl Store + ?Sized), dir: &str) -> Result<Self, BackendInfoError> {
         Self::from_lookup(|key| read_opt(store, Txn::NONE, dir, key))
     }
 

@@ -59,7 +59,7 @@ pub fn backend_changed(own: XenbusState, backend: XenbusState) -> Action {
 
 /// The platform a frontend runs on, for one call.
 #[derive(Debug)]
-pub struct Platform<'a, S, E, G, M, F> {
+pub struct Platform<'a, S: ?Sized, E, G, M, F> {
     /// xenstore (handshake only).
     pub store: &'a S,
     /// Event channels.
@@ -72,12 +72,12 @@ pub struct Platform<'a, S, E, G, M, F> {
     pub frames: &'a F,
 }
 
-impl<S, E, G, M, F> Clone for Platform<'_, S, E, G, M, F> {
+impl<S: ?Sized, E, G, M, F> Clone for Platform<'_, S, E, G, M, F> {
     fn clone(&self) -> Self {
         *self
     }
 }
-impl<S, E, G, M, F> Copy for Platform<'_, S, E, G, M, F> {}
+impl<S: ?Sized, E, G, M, F> Copy for Platform<'_, S, E, G, M, F> {}
 
 /// Why connecting failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -159,7 +159,11 @@ fn store_err(key: &str) -> impl FnOnce(StoreError) -> ConnectError + '_ {
 impl<C, R: RingPages> Frontend<C, R> {
     /// A frontend for the device whose xenstore directory is `dir`
     /// (`device/vbd/<id>`): reads `backend` and `backend-id`.
-    pub fn new(store: &impl Store, dir: &str, settings: Settings) -> Result<Self, ConnectError> {
+    pub fn new(
+        store: &(impl Store + ?Sized),
+        dir: &str,
+        settings: Settings,
+    ) -> Result<Self, ConnectError> {
         let device_id = dir
             .rsplit('/')
             .next()
@@ -252,7 +256,11 @@ impl<C, R: RingPages> Frontend<C, R> {
         })
     }
 
-    fn write_state(&mut self, store: &impl Store, state: XenbusState) -> Result<(), ConnectError> {
+    fn write_state(
+        &mut self,
+        store: &(impl Store + ?Sized),
+        state: XenbusState,
+    ) -> Result<(), ConnectError> {
         store
             .write(
                 Txn::NONE,
@@ -265,7 +273,10 @@ impl<C, R: RingPages> Frontend<C, R> {
     }
 
     /// Reads the backend's state.
-    pub fn backend_state(&self, store: &impl Store) -> Result<XenbusState, ConnectError> {
+    pub fn backend_state(
+        &self,
+        store: &(impl Store + ?Sized),
+    ) -> Result<XenbusState, ConnectError> {
         let raw = store
             .read(Txn::NONE, &format!("{}/state", self.backend_dir))
             .map_err(store_err("backend state"))?;
@@ -283,7 +294,7 @@ impl<C, R: RingPages> Frontend<C, R> {
         out: &mut impl FnMut(Completion),
     ) -> Result<Action, ConnectError>
     where
-        S: Store,
+        S: Store + ?Sized,
         E: EventChannels<Channel = C>,
         G: GrantTable,
         M: Memory,
@@ -324,7 +335,7 @@ impl<C, R: RingPages> Frontend<C, R> {
         p: Platform<'_, S, E, G, M, F>,
     ) -> Result<(), ConnectError>
     where
-        S: Store,
+        S: Store + ?Sized,
         E: EventChannels<Channel = C>,
         G: GrantTable,
         M: Memory,
@@ -363,7 +374,7 @@ impl<C, R: RingPages> Frontend<C, R> {
         self.write_state(p.store, XenbusState::Initialised)
     }
 
-    fn make_ring<S, E, G, M, F>(
+    fn make_ring<S: ?Sized, E, G, M, F>(
         &mut self,
         p: Platform<'_, S, E, G, M, F>,
         layout: RingLayout,
@@ -404,7 +415,7 @@ impl<C, R: RingPages> Frontend<C, R> {
         })
     }
 
-    fn revoke_or_quarantine<S, E, G: GrantTable, M: Memory, F>(
+    fn revoke_or_quarantine<S: ?Sized, E, G: GrantTable, M: Memory, F>(
         &mut self,
         p: Platform<'_, S, E, G, M, F>,
         grefs: &[xenbus_interface::api::GrantRef],
@@ -424,7 +435,7 @@ impl<C, R: RingPages> Frontend<C, R> {
         }
     }
 
-    fn release_ring<S, E: EventChannels<Channel = C>, G: GrantTable, M: Memory, F>(
+    fn release_ring<S: ?Sized, E: EventChannels<Channel = C>, G: GrantTable, M: Memory, F>(
         &mut self,
         p: Platform<'_, S, E, G, M, F>,
         ring: Ring<C, R>,
@@ -434,7 +445,7 @@ impl<C, R: RingPages> Frontend<C, R> {
         self.revoke_or_quarantine(p, &ring.grants, pages);
     }
 
-    fn release_pending<S, E: EventChannels<Channel = C>, G: GrantTable, M: Memory, F>(
+    fn release_pending<S: ?Sized, E: EventChannels<Channel = C>, G: GrantTable, M: Memory, F>(
         &mut self,
         p: Platform<'_, S, E, G, M, F>,
     ) {
@@ -445,7 +456,7 @@ impl<C, R: RingPages> Frontend<C, R> {
     }
 
     /// Writes the frontend keys in one transaction, retried on conflict.
-    fn publish<S: Store, E: EventChannels<Channel = C>, G, M, F>(
+    fn publish<S: Store + ?Sized, E: EventChannels<Channel = C>, G, M, F>(
         &self,
         p: Platform<'_, S, E, G, M, F>,
     ) -> Result<(), ConnectError> {
@@ -471,7 +482,7 @@ impl<C, R: RingPages> Frontend<C, R> {
         ))
     }
 
-    fn write_keys<S: Store, E: EventChannels<Channel = C>, G, M, F>(
+    fn write_keys<S: Store + ?Sized, E: EventChannels<Channel = C>, G, M, F>(
         &self,
         p: Platform<'_, S, E, G, M, F>,
         txn: Txn,
@@ -525,7 +536,7 @@ impl<C, R: RingPages> Frontend<C, R> {
         out: &mut impl FnMut(Completion),
     ) -> Result<(), ConnectError>
     where
-        S: Store,
+        S: Store + ?Sized,
         E: EventChannels<Channel = C>,
         G: GrantTable,
         M: Memory,
@@ -610,7 +621,7 @@ impl<C, R: RingPages> Frontend<C, R> {
         self.write_state(p.store, XenbusState::Connected)
     }
 
-    fn pools<S, E, G: GrantTable, M: Memory, F>(
+    fn pools<S: ?Sized, E, G: GrantTable, M: Memory, F>(
         &mut self,
         p: Platform<'_, S, E, G, M, F>,
         ql: &QueueLayout,
@@ -655,7 +666,7 @@ impl<C, R: RingPages> Frontend<C, R> {
         out: &mut impl FnMut(Completion),
     ) -> Result<(), ConnectError>
     where
-        S: Store,
+        S: Store + ?Sized,
         E: EventChannels<Channel = C>,
         G: GrantTable,
         M: Memory,
@@ -693,7 +704,7 @@ impl<C, R: RingPages> Frontend<C, R> {
     }
 
     /// Fails the device: logs why, completes every request with an error.
-    fn fail<S, E, G: GrantTable, M, F>(
+    fn fail<S: ?Sized, E, G: GrantTable, M, F>(
         &mut self,
         reason: BrokenReason,
         p: Platform<'_, S, E, G, M, F>,
@@ -714,7 +725,7 @@ impl<C, R: RingPages> Frontend<C, R> {
     }
 
     /// Submits a request on queue `queue`.
-    pub fn submit<S, E, G, M, F>(
+    pub fn submit<S: ?Sized, E, G, M, F>(
         &mut self,
         queue: usize,
         req: &IoRequest<'_>,
@@ -746,7 +757,7 @@ impl<C, R: RingPages> Frontend<C, R> {
 
     /// Consumes at most `budget` responses on queue `queue` (its event channel
     /// fired). A protocol violation fails the whole device.
-    pub fn poll<S, E, G, M, F>(
+    pub fn poll<S: ?Sized, E, G, M, F>(
         &mut self,
         queue: usize,
         budget: usize,
@@ -784,20 +795,27 @@ impl<C, R: RingPages> Frontend<C, R> {
         }
     }
 
-    /// Closes the device: fails what is outstanding, releases rings and pools,
-    /// and goes Closed. Always finishes, whatever the backend does.
+    /// Starts closing: goes Closing so that the backend lets go of the rings
+    /// and grants. Wait (bounded) for the backend to reach Closing or Closed,
+    /// then call [`Frontend::close`].
+    pub fn begin_close(&mut self, store: &(impl Store + ?Sized)) -> Result<(), ConnectError> {
+        self.write_state(store, XenbusState::Closing)
+    }
+
+    /// Closes the device: fails what is outstanding, releases rings and pools
+    /// (quarantining what the backend still maps), and goes Closed. Always
+    /// finishes, whatever the backend does.
     pub fn close<S, E, G, M, F>(
         &mut self,
         p: Platform<'_, S, E, G, M, F>,
         out: &mut impl FnMut(Completion),
     ) where
-        S: Store,
+        S: Store + ?Sized,
         E: EventChannels<Channel = C>,
         G: GrantTable,
         M: Memory,
         F: Frames,
     {
-        let _ = self.write_state(p.store, XenbusState::Closing);
         let backend = self.backend_id;
         let mut rings = Vec::new();
         for q in &mut self.queues {
@@ -808,6 +826,17 @@ impl<C, R: RingPages> Frontend<C, R> {
                 backend,
             };
             q.fail_all(env, out);
+        }
+        // Closed tells the backend to unmap; what it still maps when we revoke
+        // is quarantined, never reused.
+        let _ = self.write_state(p.store, XenbusState::Closed);
+        for q in &mut self.queues {
+            let env = Env {
+                events: p.events,
+                grants: p.grants,
+                frames: p.frames,
+                backend,
+            };
             if let Ok(Some(ring)) = q.detach(env) {
                 rings.push(ring);
             }
@@ -818,7 +847,6 @@ impl<C, R: RingPages> Frontend<C, R> {
             self.release_ring(p, ring);
         }
         self.release_pending(p);
-        let _ = self.write_state(p.store, XenbusState::Closed);
     }
 
     /// The event channel port of queue `queue`, if connected.

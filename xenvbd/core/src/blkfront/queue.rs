@@ -305,6 +305,37 @@ impl<C, R: RingMemory> Queue<C, R> {
         self.waiting.len()
     }
 
+    /// A one-line snapshot for diagnostics: shadow states, pools, ring indices.
+    pub fn diagnostics(&self) -> alloc::string::String {
+        let in_flight = self
+            .shadows
+            .iter()
+            .filter(|s| s.state == State::InFlight)
+            .count();
+        let ring = self.ring.as_ref().map(|r| {
+            let i = r.front.shared_indices();
+            alloc::format!(
+                "req_prod {} req_event {} rsp_prod {} rsp_event {} req_prod_pvt {} rsp_cons {}",
+                i.req_prod,
+                i.req_event,
+                i.rsp_prod,
+                i.rsp_event,
+                r.front.req_prod_pvt(),
+                r.front.rsp_cons()
+            )
+        });
+        alloc::format!(
+            "in flight {in_flight}, waiting {}, free shadows {}, pool {}/{}, indirect {}/{}, ring: {}",
+            self.waiting.len(),
+            self.free.len(),
+            self.pool.available(),
+            self.pool.len(),
+            self.indirect.available(),
+            self.indirect.len(),
+            ring.as_deref().unwrap_or("none")
+        )
+    }
+
     /// The features in force.
     pub fn features(&self) -> &Features {
         &self.features
