@@ -195,7 +195,9 @@ impl Engine {
 
     /// The reply to `ticket` if it is here: `Ok(frame)` for a reply of the
     /// request's type, `Err(StoreError::Xs(..))` for an `XS_ERROR` reply, or the
-    /// error that broke the connection. `None` while still waiting.
+    /// error that broke the connection. `None` while still waiting. A ticket
+    /// this connection does not know (already collected, or issued before a
+    /// [`Engine::reset`]) is [`StoreError::Disconnected`].
     pub fn take(&mut self, ticket: Ticket) -> Option<Result<Frame, StoreError>> {
         match self.slots.get(&ticket.0) {
             Some(Slot::Done(_)) => match self.slots.remove(&ticket.0) {
