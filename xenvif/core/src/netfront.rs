@@ -20,8 +20,8 @@ use core::time::Duration;
 use xen_abi::ring::{RingMemory, RingSetupError};
 use xen_abi::xs_wire::XsError;
 use xenbus_interface::api::{
-    DomId, EventChannels, EvtchnError, GrantError, GrantRef, GrantTable, OutOfMemory, Pfn, Port,
-    Store, StoreError, Txn, XenbusState,
+    DomId, EventChannels, EvtchnError, GrantError, GrantRef, GrantTable, Memory, OutOfMemory, Pages,
+    Pfn, Port, Store, StoreError, Txn, XenbusState,
 };
 
 use crate::backend::{BackendFeatures, FrontendKeys, join, read_u32};
@@ -42,6 +42,25 @@ pub trait RingPages {
     fn alloc_ring(&self) -> Result<(Self::Ring, Pfn), OutOfMemory>;
     /// Gives a ring page back; called only once its grant has ended.
     fn free_ring(&self, ring: Self::Ring);
+}
+
+/// [`RingPages`] from any platform [`Memory`]: one page per ring, the
+/// allocation's only frame granted.
+#[derive(Debug, Clone, Copy)]
+pub struct MemoryRings<'a, M>(pub &'a M);
+
+impl<M: Memory> RingPages for MemoryRings<'_, M> {
+    type Ring = Pages;
+
+    fn alloc_ring(&self) -> Result<(Pages, Pfn), OutOfMemory> {
+        let pages = self.0.alloc(1)?;
+        let pfn = pages.pfn(0).ok_or(OutOfMemory)?;
+        Ok((pages, pfn))
+    }
+
+    fn free_ring(&self, ring: Pages) {
+        self.0.free(ring);
+    }
 }
 
 /// Why connecting failed. Everything built so far has been torn down.

@@ -4,10 +4,12 @@ use crate::Suite;
 
 mod platform;
 mod store;
+mod vif;
 
 /// Every suite, in the order `xenpv-rig-tests test` (no arguments) runs them.
 #[rustfmt::skip] // one line per suite, so parallel additions merge cleanly
 pub const ALL: &[Suite] = &[
     platform::SUITE,
     store::SUITE,
+    vif::SUITE,
 ];
