@@ -53,11 +53,45 @@
 //! assert!(provider.outstanding() == Default::default());
 //! ```
 //!
+//! The other four go the same way:
+//!
+//! | trait | bus side (serve) | child side (consume) |
+//! |---|---|---|
+//! | `Store` | `store::bus::StoreProvider::new(impl, Loopback)` | `store::child::ChildStore::new(&bus, Loopback)` |
+//! | `EventChannels` | `evtchn::bus::EvtchnProvider::new(impl)` or `::with_waiter(impl, waiter)` | `evtchn::child::ChildEvtchn::new(&bus, 5)` |
+//! | `GrantTable` | `gnttab::bus::GnttabProvider::new(impl)` | `gnttab::child::ChildGnttab::new(&bus, c"name", capacity)` |
+//! | `Suspend` | `suspend::bus::SuspendProvider::new(impl)` | `suspend::child::ChildSuspend::new(&bus)` |
+//! | `Debug` | `debug::bus::DebugProvider::new(impl)` | `debug::child::ChildDebug::new(&bus)` |
+//!
+//! Notes for a platform serving itself (the rig):
+//! * one [`serve::Bus`] holds every provider (`bus.serve(&provider)`); or
+//!   implement [`serve::QueryInterface`] on the platform object and forward to
+//!   a `Bus` built on the spot. A child borrows the bus (`ChildStore<'bus, _>`),
+//!   so the providers outlive the children by construction;
+//! * events reach a child's channel callback when the platform calls
+//!   `EvtchnProvider::deliver(port)` (push), or when the child waits
+//!   (`ChildEvtchn::wait`) on a provider made `with_waiter` (pull: the
+//!   provider waits on the platform's port for the child's timeout);
+//! * STORE watches carry a `KEVENT` the child owns; in one process,
+//!   [`store::events::Loopback`] on both sides makes a child's `watch_wait`
+//!   run the platform's `Store::watch_wait` (which should block up to the
+//!   timeout);
+//! * the `Debug` and `Suspend` callbacks are `'static`: what a callback prints
+//!   through must be too (on Windows, the device extension).
+//!
 //! Ownership across the boundary is the C interface's: buffers `Read` and
 //! `Directory` return are freed with `Free` by the wrapper, exactly once;
 //! handles (transactions, watches, channels, grant entries, callbacks) are
 //! owned by the bus from creation until the call that ends them. Providers
-//! record what they handed out and refuse handles they did not make.
+//! record what they handed out, refuse handles they did not make, and clean
+//! up what a vanished child left (watches, transactions, channels); a grant
+//! whose page the remote end still maps is never revoked behind its back.
+//!
+//! Variadic methods (STORE and DEBUG `Printf`, EVTCHN `Open`): children call
+//! them as C does; the bus-side trampolines are fixed-arity functions reading
+//! integer-class argument slots, which is how both x86_64 conventions pass
+//! variadic integer and pointer arguments ([`printf`] has the details and the
+//! format subset). Stable Rust cannot define a C variadic function.
 //!
 //! `unsafe` lives here, at the C boundary, each block with its reason.
 #![no_std]
