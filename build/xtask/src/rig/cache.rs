@@ -5,6 +5,8 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+/// Environment variable that sets how many rig VMs may run at once.
+pub const MAX_BOOTS_ENV: &str = "XENPV_RIG_MAX_BOOTS";
 /// Environment variable that moves the cache.
 pub const CACHE_ENV: &str = "XENPV_RIG_CACHE";
 /// Default cache location (about 1 GB).
@@ -85,6 +87,50 @@ impl Cache {
                 .map_err(|e| format!("cannot lock {}: {e}", path.display()))?;
         }
         Ok(CacheLock { _file: file })
+    }
+    /// Waits for one of the host's boot slots and holds it until dropped.
+    ///
+    /// Each TCG VM keeps two host threads busy; more VMs than the host has cores
+    /// for only make every boot slower (past its timeouts), so boots queue here.
+    /// Slots: `$XENPV_RIG_MAX_BOOTS`, else half the host's CPUs (at least one).
+    pub fn boot_slot(&self, interrupted: fn() -> bool) -> Result<CacheLock, String> {
+        let slots = std::env::var(MAX_BOOTS_ENV)
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() / 2))
+            .max(1);
+        let mut waiting_since: Option<Instant> = None;
+        loop {
+            for slot in 0..slots {
+                let path = self.runs().join(format!("slot-{slot}.lock"));
+                let file = File::options()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&path)
+                    .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+                if flock(&file, libc::LOCK_EX | libc::LOCK_NB).is_ok() {
+                    if let Some(since) = waiting_since {
+                        eprintln!(
+                            "rig: got a boot slot after {:.0} s",
+                            since.elapsed().as_secs_f64()
+                        );
+                    }
+                    return Ok(CacheLock { _file: file });
+                }
+            }
+            if waiting_since.is_none() {
+                eprintln!(
+                    "rig: waiting for a boot slot: {slots} rig VM(s) already running \
+                     (${MAX_BOOTS_ENV} sets the limit)"
+                );
+                waiting_since = Some(Instant::now());
+            }
+            if interrupted() {
+                return Err("interrupted while waiting for a boot slot".into());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
     }
 }
 

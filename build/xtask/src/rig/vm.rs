@@ -565,9 +565,9 @@ pub fn boot(cache: &Cache, opts: &BootOptions, mode: &Mode) -> Result<Outcome, F
         None => super::accel::choose(cache, opts)?,
     };
     let (run, log, mut command) = prepare(cache, opts, mode, accel)?;
-    let started = Instant::now();
     if matches!(mode, Mode::Shell) {
-        return shell(command, opts, &log, started);
+        // A shell is for a human and may last hours: it takes no boot slot.
+        return shell(command, opts, &log, Instant::now());
     }
 
     command.args([
@@ -584,6 +584,8 @@ pub fn boot(cache: &Cache, opts: &BootOptions, mode: &Mode) -> Result<Outcome, F
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(stderr);
+    let _slot = cache.boot_slot(interrupted)?;
+    let started = Instant::now();
     let log_file =
         fs::File::create(&log).map_err(|e| format!("cannot create log {}: {e}", log.display()))?;
     let mut qemu = Qemu::spawn(command, true)?;
