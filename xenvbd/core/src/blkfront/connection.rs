@@ -49,10 +49,12 @@ pub fn backend_changed(own: XenbusState, backend: XenbusState) -> Action {
         (S::Initialising, S::InitWait) => Action::TalkToBackend,
         (S::Initialised, S::Connected) => Action::Connect,
         (S::Connected, S::Connected) => Action::Resize,
-        (
-            S::Initialised | S::Connected,
-            S::Unknown | S::Initialising | S::InitWait | S::Closing | S::Closed,
-        ) => Action::Reconnect,
+        // Initialised: the backend stays in InitWait until it has read our
+        // keys; only leaving for Closing/Closed (or vanishing) is a reset.
+        (S::Initialised, S::Unknown | S::Initialising | S::Closing | S::Closed)
+        | (S::Connected, S::Unknown | S::Initialising | S::InitWait | S::Closing | S::Closed) => {
+            Action::Reconnect
+        }
         _ => Action::Wait,
     }
 }
@@ -878,8 +880,9 @@ mod tests {
             backend_changed(S::Initialising, S::Initialising),
             Action::Wait
         );
+        assert_eq!(backend_changed(S::Initialised, S::InitWait), Action::Wait);
         assert_eq!(
-            backend_changed(S::Initialised, S::InitWait),
+            backend_changed(S::Initialised, S::Closed),
             Action::Reconnect
         );
         assert_eq!(

@@ -36,6 +36,11 @@ fn connect<'a>(xen: &'a FakeXen, keys: &BackendKeys, settings: Settings) -> (Fe,
         fe.poll_state(platform(xen), &mut sink).unwrap(),
         Action::TalkToBackend
     );
+    // The backend takes its time: polling again must not redo the handshake.
+    assert_eq!(
+        fe.poll_state(platform(xen), &mut sink).unwrap(),
+        Action::Wait
+    );
     be.connect();
     assert_eq!(
         fe.poll_state(platform(xen), &mut sink).unwrap(),
