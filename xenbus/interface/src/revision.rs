@@ -137,6 +137,15 @@ impl XenbusRevision {
         XENBUS_REVISIONS.iter().find(|r| r.number == number)
     }
 
+    /// Whether every interface version of the revision is served, as
+    /// `serves(guid, version)` tells (e.g. [`Bus::serves`](crate::serve::Bus::serves),
+    /// plus what the bus passes down to XENFILT).
+    pub fn is_served_by(&self, serves: impl Fn(&Guid, u16) -> bool) -> bool {
+        self.versions()
+            .iter()
+            .all(|(guid, version)| *version == 0 || serves(guid, *version))
+    }
+
     /// The newest revision.
     pub fn newest() -> &'static Self {
         // The table is a non-empty constant.
@@ -294,10 +303,26 @@ pub fn hardware_ids(
     vendor: &str,
     device: &str,
 ) -> Result<Vec<String>, IdError> {
+    hardware_ids_for(
+        enumerator,
+        vendor,
+        device,
+        &enumerator.revisions_newest_first(),
+    )
+}
+
+/// Like [`hardware_ids`] for the given revisions only (newest first), e.g.
+/// the ones a bus fully serves ([`XenbusRevision::is_served_by`]).
+pub fn hardware_ids_for(
+    enumerator: Enumerator,
+    vendor: &str,
+    device: &str,
+    revisions: &[u32],
+) -> Result<Vec<String>, IdError> {
     check_name(vendor)?;
     check_name(device)?;
     let mut ids = Vec::new();
-    for number in enumerator.revisions_newest_first() {
+    for &number in revisions {
         let id = format!(
             "{}\\VEN_{vendor}&DEV_{device}&REV_{number:08X}",
             enumerator.name()
@@ -469,6 +494,48 @@ mod tests {
             "A".repeat(MAX_DEVICE_ID_LEN - 1 - "XENBUS\\VEN_XP0002&DEV_&REV_0900000C".len());
         let ids = hardware_ids(Enumerator::Xenbus, "XP0002", &longest).unwrap();
         assert_eq!(ids[0].len(), MAX_DEVICE_ID_LEN - 1);
+    }
+
+    #[test]
+    fn a_bus_advertises_the_revisions_it_serves() {
+        use crate::fake::{FakeDebug, FakeEvtchn, FakeGnttab, FakeStore, FakeSuspend};
+        use crate::serve::Bus;
+        use crate::store::events::Loopback;
+        let store = crate::store::bus::StoreProvider::new(FakeStore::default(), Loopback);
+        let evtchn = crate::evtchn::bus::EvtchnProvider::new(FakeEvtchn::default());
+        let gnttab = crate::gnttab::bus::GnttabProvider::new(FakeGnttab::new(8));
+        let suspend = crate::suspend::bus::SuspendProvider::new(FakeSuspend::default());
+        let debug = crate::debug::bus::DebugProvider::new(FakeDebug::default());
+        let mut bus = Bus::new();
+        bus.serve(&store).unwrap();
+        bus.serve(&evtchn).unwrap();
+        bus.serve(&gnttab).unwrap();
+        bus.serve(&suspend).unwrap();
+        bus.serve(&debug).unwrap();
+        assert!(bus.serves(&evtchn::GUID, 5) && bus.serves(&evtchn::GUID, 9));
+        assert!(!bus.serves(&evtchn::GUID, 10) && !bus.serves(&unplug::GUID, 1));
+        // Five interfaces are not a whole XENBUS revision...
+        assert!(!XenbusRevision::newest().is_served_by(|g, v| bus.serves(g, v)));
+        // ...with the others (say, UNPLUG 1 and 2 only, the rest in full), the
+        // revisions up to UNPLUG 2 are.
+        let others = |g: &Guid, v: u16| {
+            bus.serves(g, v)
+                || (*g == unplug::GUID && v <= 2)
+                || (*g != unplug::GUID && !bus.serves(g, 1))
+        };
+        let served: Vec<u32> = XENBUS_REVISIONS
+            .iter()
+            .rev()
+            .filter(|r| r.is_served_by(others))
+            .map(|r| r.number)
+            .collect();
+        assert_eq!(served, [0x0900_000A, 0x0900_0009, 0x0900_0008]);
+        let ids = hardware_ids_for(Enumerator::Xenbus, "XP0001", "VBD", &served).unwrap();
+        assert_eq!(
+            ids.first().unwrap(),
+            "XENBUS\\VEN_XP0001&DEV_VBD&REV_0900000A"
+        );
+        assert_eq!(ids.len(), 4);
     }
 
     proptest! {

@@ -225,6 +225,13 @@ impl<'a> Bus<'a> {
         Ok(())
     }
 
+    /// Whether the bus serves version `version` of interface `guid`.
+    pub fn serves(&self, guid: &Guid, version: u16) -> bool {
+        self.interfaces
+            .iter()
+            .any(|i| i.guid() == *guid && i.versions().contains(&version))
+    }
+
     /// `IRP_MN_QUERY_INTERFACE`, as the C bus answers it.
     ///
     /// # Safety

@@ -617,3 +617,96 @@ fn a_store_provider_cleans_up_what_a_child_leaked() {
     assert_eq!(store.open_transactions(), 0);
     assert_eq!(store.watch_count(), 0);
 }
+
+/// A platform store whose `watch_wait` blocks (as the rig's does), over the
+/// fake.
+#[derive(Default)]
+struct BlockingStore(FakeStore);
+
+impl Store for BlockingStore {
+    fn read(&self, txn: Txn, path: &str) -> Result<Vec<u8>, StoreError> {
+        self.0.read(txn, path)
+    }
+    fn write(&self, txn: Txn, path: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.0.write(txn, path, value)
+    }
+    fn mkdir(&self, txn: Txn, path: &str) -> Result<(), StoreError> {
+        self.0.mkdir(txn, path)
+    }
+    fn remove(&self, txn: Txn, path: &str) -> Result<(), StoreError> {
+        self.0.remove(txn, path)
+    }
+    fn directory(&self, txn: Txn, path: &str) -> Result<Vec<String>, StoreError> {
+        self.0.directory(txn, path)
+    }
+    fn set_permissions(
+        &self,
+        txn: Txn,
+        path: &str,
+        perms: &[Permission],
+    ) -> Result<(), StoreError> {
+        self.0.set_permissions(txn, path, perms)
+    }
+    fn transaction_start(&self) -> Result<Txn, StoreError> {
+        self.0.transaction_start()
+    }
+    fn transaction_end(&self, txn: Txn, commit: bool) -> Result<(), StoreError> {
+        self.0.transaction_end(txn, commit)
+    }
+    fn watch_add(&self, path: &str) -> Result<xenbus_interface::api::WatchId, StoreError> {
+        self.0.watch_add(path)
+    }
+    fn watch_remove(&self, watch: xenbus_interface::api::WatchId) -> Result<(), StoreError> {
+        self.0.watch_remove(watch)
+    }
+    fn watch_wait(
+        &self,
+        watch: xenbus_interface::api::WatchId,
+        timeout: Duration,
+    ) -> Result<bool, StoreError> {
+        let start = std::time::Instant::now();
+        loop {
+            if self.0.watch_wait(watch, timeout)? {
+                return Ok(true);
+            }
+            if start.elapsed() >= timeout {
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+/// A child blocked in `watch_wait` wakes when another thread writes, and a
+/// watch removed during a wait ends it cleanly (no use after free: the event
+/// lives until the last waiter is done).
+#[test]
+fn store_watch_waits_across_threads() {
+    let provider = StoreProvider::new(BlockingStore::default(), Loopback);
+    let bus = {
+        let mut bus = Bus::new();
+        bus.serve(&provider).unwrap();
+        bus
+    };
+    let store = ChildStore::new(&bus, Loopback).unwrap();
+    let watch = store.watch_add("backend/state").unwrap();
+    assert!(store.watch_wait(watch, Duration::ZERO).unwrap());
+
+    std::thread::scope(|scope| {
+        let waiter = scope.spawn(|| store.watch_wait(watch, Duration::from_secs(10)));
+        std::thread::sleep(Duration::from_millis(20));
+        store.write(Txn::NONE, "backend/state/x", b"4").unwrap();
+        assert_eq!(waiter.join().unwrap(), Ok(true));
+
+        let waiter = scope.spawn(|| store.watch_wait(watch, Duration::from_millis(300)));
+        std::thread::sleep(Duration::from_millis(20));
+        store.watch_remove(watch).unwrap();
+        // The wait ends: the platform reports the watch gone (or a timeout).
+        let ended = waiter.join().unwrap();
+        assert!(
+            matches!(ended, Err(StoreError::Xs(XsError::Enoent)) | Ok(false)),
+            "{ended:?}"
+        );
+    });
+    assert_eq!(provider.outstanding(), Outstanding::default());
+}
