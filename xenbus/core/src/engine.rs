@@ -715,4 +715,65 @@ mod tests {
         ));
         assert!(!e.has_output());
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Replies in any order, with watch events anywhere between them and
+            /// the bytes split anywhere, reach exactly their own requests.
+            #[test]
+            fn replies_match_whatever_the_order_and_split(
+                count in 1usize..80,
+                order_seed in any::<u64>(),
+                events in proptest::collection::vec(0usize..80, 0..20),
+                chunk in 1usize..300,
+            ) {
+                let mut e = engine();
+                let (watch, req) = e.watch_register("/w").unwrap();
+                let token = String::from_utf8(
+                    req.payload()[3..req.payload().len() - 1].to_vec(),
+                ).unwrap();
+                let tickets: Vec<Ticket> = (0..count)
+                    .map(|i| e.submit(&Request::read(0, &format!("/k{i}")).unwrap()).unwrap())
+                    .collect();
+                // A deterministic shuffle of the reply order.
+                let mut order: Vec<usize> = (0..count).collect();
+                let mut x = order_seed | 1;
+                for i in (1..order.len()).rev() {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let j = usize::try_from(x % (i as u64 + 1)).unwrap();
+                    order.swap(i, j);
+                }
+                let mut stream = Vec::new();
+                for (pos, &i) in order.iter().enumerate() {
+                    if events.contains(&pos) {
+                        stream.extend(reply(
+                            MsgType::WatchEvent,
+                            0xffff_ffff,
+                            format!("/w/{pos}\0{token}\0").as_bytes(),
+                        ));
+                    }
+                    stream.extend(reply(MsgType::Read, tickets[i].req_id(), format!("v{i}").as_bytes()));
+                }
+                for piece in stream.chunks(chunk) {
+                    e.receive(piece).unwrap();
+                }
+                for (i, t) in tickets.iter().enumerate() {
+                    let frame = e.take(*t).unwrap().unwrap();
+                    prop_assert_eq!(frame.payload, format!("v{i}").into_bytes());
+                }
+                let mut seen = 0;
+                while e.watch_next_event(watch).unwrap().is_some() {
+                    seen += 1;
+                }
+                let expected = (0..count).filter(|p| events.contains(p)).count();
+                prop_assert_eq!(seen, expected);
+                prop_assert_eq!(e.in_flight(), 0);
+            }
+        }
+    }
 }
