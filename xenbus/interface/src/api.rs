@@ -459,7 +459,9 @@ pub trait Debug {
         prefix: &str,
         callback: DumpCallback,
     ) -> Result<Self::Registration, DebugError>;
-    /// Prints one piece of a dump (call it from a dump callback).
+    /// Prints one piece of a dump. Call it only from a dump callback: the Xen
+    /// Project's bus tags each line with the running callback's prefix (and
+    /// asserts there is one).
     fn print(&self, text: &str);
     /// Runs one callback now, or every callback with `None`.
     fn trigger(&self, registration: Option<&Self::Registration>);
