@@ -258,6 +258,16 @@ impl<T: Transport, P: Wait + Clock> Client<T, P> {
         wire::parse_permissions(&frame.payload).map_err(WireError::into_protocol_error)
     }
 
+    /// Drops every watch and transaction xenstored holds for this connection
+    /// (`XS_RESET_WATCHES`): what a guest sends when it attaches to a ring a
+    /// previous kernel used (after kexec or a crash dump), when
+    /// `control/platform-feature-xs_reset_watches` says the daemon supports it.
+    /// Watches registered through this client stay registered locally; call
+    /// it before adding any.
+    pub fn reset_watches(&self) -> Result<(), StoreError> {
+        self.call_ok(&Request::reset_watches())
+    }
+
     /// The home path of a domain (`XS_GET_DOMAIN_PATH`).
     pub fn get_domain_path(&self, domid: DomId) -> Result<String, StoreError> {
         let frame = self.call(&Request::get_domain_path(domid))?;

@@ -582,3 +582,14 @@ fn a_paced_stream_sends_the_next_request_as_soon_as_a_reply_arrives() {
         "every paced request went out within the pumps"
     );
 }
+
+#[test]
+fn reset_watches_drops_the_daemons_watches() {
+    let server = FakeXenstored::new();
+    let client = stream_client(&server);
+    let _ = client.watch_add("/a").unwrap();
+    let _ = client.watch_add("/b").unwrap();
+    assert_eq!(server.watch_count(), 2);
+    client.reset_watches().unwrap();
+    assert_eq!(server.watch_count(), 0);
+}
