@@ -593,3 +593,31 @@ fn reset_watches_drops_the_daemons_watches() {
     client.reset_watches().unwrap();
     assert_eq!(server.watch_count(), 0);
 }
+
+#[test]
+fn a_broken_ring_connection_recovers_on_reconnect() {
+    let server = FakeXenstored::new();
+    let platform = FakePlatform::new(&server);
+    let client = Client::with_config(
+        RingTransport::new(server.connect_ring(), platform.clone()).unwrap(),
+        platform.clone(),
+        quick(),
+    );
+    let watch = client.watch_add("/rr").unwrap();
+    assert!(client.watch_wait(watch, Duration::from_millis(10)).unwrap());
+    server.inject(Fault::GarbageType);
+    assert!(matches!(
+        client.read(Txn::NONE, "/local"),
+        Err(StoreError::Protocol(_))
+    ));
+    assert!(client.broken().is_some());
+    // The platform resets the ring (a resume) and hands the client a new one.
+    client
+        .reconnect(RingTransport::new(server.connect_ring(), platform).unwrap())
+        .unwrap();
+    assert!(client.broken().is_none());
+    assert!(client.watch_wait(watch, Duration::from_millis(10)).unwrap());
+    server.write_node("/rr/x", b"1");
+    assert!(client.watch_wait(watch, Duration::from_millis(10)).unwrap());
+    assert_eq!(client.read(Txn::NONE, "/rr/x").unwrap(), b"1");
+}
