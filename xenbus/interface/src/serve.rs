@@ -160,6 +160,45 @@ unsafe extern "C" fn interface_dereference(context: Pvoid) {
     refs.dereference();
 }
 
+/// A provider's context: one heap allocation whose address is the `Context`
+/// of every table the provider serves. Owned through a raw pointer (not a
+/// `Box` field) so that moving the provider never asserts unique access to
+/// memory the tables' callers reach through that pointer; freed on drop.
+pub(crate) struct Owned<T> {
+    ptr: core::ptr::NonNull<T>,
+}
+
+impl<T> Owned<T> {
+    pub(crate) fn new(value: T) -> Self {
+        Self {
+            ptr: core::ptr::NonNull::from(alloc::boxed::Box::leak(alloc::boxed::Box::new(value))),
+        }
+    }
+
+    /// The address to put in a header's `Context`.
+    pub(crate) fn as_context(&self) -> Pvoid {
+        self.ptr.as_ptr().cast()
+    }
+}
+
+impl<T> core::ops::Deref for Owned<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        // SAFETY: `ptr` comes from a leaked box freed only in `drop`; only
+        // shared references are ever made from it.
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+impl<T> Drop for Owned<T> {
+    fn drop(&mut self) {
+        // SAFETY: the leaked box of `new`, freed once; the provider owning
+        // this is going, so no table of it is in use (children borrow it).
+        drop(unsafe { alloc::boxed::Box::from_raw(self.ptr.as_ptr()) });
+    }
+}
+
 /// The provider context a served table's header points at.
 ///
 /// # Safety

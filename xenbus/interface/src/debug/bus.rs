@@ -20,7 +20,7 @@ pub const PRINTF_LIMIT: usize = 4096;
 
 /// Serves DEBUG from `D`.
 pub struct DebugProvider<D: Debug + Sync> {
-    context: Box<Context<D>>,
+    context: serve::Owned<Context<D>>,
 }
 
 #[repr(C)]
@@ -54,7 +54,7 @@ impl<D: Debug + Sync> DebugProvider<D> {
     /// A provider serving `debug`.
     pub fn new(debug: D) -> Self {
         Self {
-            context: Box::new(Context {
+            context: serve::Owned::new(Context {
                 refs: References::default(),
                 debug,
                 registrations: spin::Mutex::new(BTreeMap::new()),
@@ -103,9 +103,7 @@ impl<D: Debug + Sync> ServeInterface for DebugProvider<D> {
         if version != DebugInterfaceV1::VERSION {
             return STATUS_NOT_SUPPORTED;
         }
-        let context = core::ptr::from_ref::<Context<D>>(&*self.context)
-            .cast_mut()
-            .cast();
+        let context = self.context.as_context();
         let table = DebugInterfaceV1 {
             header: served_header::<DebugInterfaceV1>(context),
             acquire: Some(serve::acquire),

@@ -33,7 +33,7 @@ use core::time::Duration;
 
 /// Serves EVTCHN from `C`.
 pub struct EvtchnProvider<C: EventChannels + Sync> {
-    context: Box<Context<C>>,
+    context: serve::Owned<Context<C>>,
 }
 
 /// Waits on the platform for an event on a port: `Some(timeout)` at most that
@@ -78,7 +78,7 @@ impl<C: EventChannels + Sync> EvtchnProvider<C> {
 
     fn build(evtchn: C, waiter: Option<Waiter<C>>) -> Self {
         Self {
-            context: Box::new(Context {
+            context: serve::Owned::new(Context {
                 refs: References::default(),
                 evtchn,
                 waiter,
@@ -112,9 +112,7 @@ impl<C: EventChannels + Sync> EvtchnProvider<C> {
     }
 
     fn context_ptr(&self) -> Pvoid {
-        core::ptr::from_ref::<Context<C>>(&*self.context)
-            .cast_mut()
-            .cast()
+        self.context.as_context()
     }
 }
 

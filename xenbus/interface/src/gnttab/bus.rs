@@ -21,7 +21,7 @@ use core::ops::RangeInclusive;
 
 /// Serves GNTTAB from `G`.
 pub struct GnttabProvider<G: GrantTable + Sync> {
-    context: Box<Context<G>>,
+    context: serve::Owned<Context<G>>,
 }
 
 #[repr(C)]
@@ -53,7 +53,7 @@ impl<G: GrantTable + Sync> GnttabProvider<G> {
     /// A provider serving `gnttab`.
     pub fn new(gnttab: G) -> Self {
         Self {
-            context: Box::new(Context {
+            context: serve::Owned::new(Context {
                 refs: References::default(),
                 gnttab,
                 state: spin::Mutex::new(State::default()),
@@ -97,9 +97,7 @@ impl<G: GrantTable + Sync> ServeInterface for GnttabProvider<G> {
     }
 
     unsafe fn get_interface(&self, version: u16, buffer: *mut Interface, size: u16) -> NtStatus {
-        let context = core::ptr::from_ref::<Context<G>>(&*self.context)
-            .cast_mut()
-            .cast::<core::ffi::c_void>();
+        let context = self.context.as_context();
         match version {
             2 => {
                 // SAFETY: the caller's guarantee about `buffer`.

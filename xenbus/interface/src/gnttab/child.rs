@@ -16,6 +16,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 use core::marker::PhantomData;
+use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 type PermitFn = unsafe extern "C" fn(
@@ -181,10 +182,10 @@ unsafe fn create_cache(
     header: Pinterface,
     name: &core::ffi::CStr,
     capacity: u32,
-    lock: &CacheLock,
+    lock: NonNull<CacheLock>,
     cache: *mut *mut GnttabCache,
 ) -> Option<NtStatus> {
-    let argument = core::ptr::from_ref(lock).cast_mut().cast();
+    let argument = lock.as_ptr().cast();
     let name = name.as_ptr().cast();
     let (lock_fn, unlock_fn) = (
         Some(acquire_lock as unsafe extern "C" fn(Pvoid)),
@@ -213,7 +214,9 @@ pub struct ChildGnttab<'bus> {
     table: Table,
     methods: Methods,
     cache: *mut GnttabCache,
-    lock: Box<CacheLock>,
+    /// The cache's lock, a leaked box: freed with the cache, or never if
+    /// the cache must stay.
+    lock: NonNull<CacheLock>,
     capacity: usize,
     slots: spin::Mutex<Slots>,
     _bus: PhantomData<&'bus ()>,
@@ -294,13 +297,15 @@ impl<'bus> ChildGnttab<'bus> {
         if !status.is_success() {
             return Err(failed(status));
         }
-        let lock = Box::new(CacheLock(AtomicBool::new(false)));
+        let lock = NonNull::from(Box::leak(Box::new(CacheLock(AtomicBool::new(false)))));
         let mut cache: *mut GnttabCache = core::ptr::null_mut();
         // SAFETY: a valid table; `name` NUL-terminated; the lock lives until
         // the cache is destroyed; `cache` is a valid output pointer.
-        let status = unsafe { create_cache(&table, header, name, capacity, &lock, &raw mut cache) };
+        let status = unsafe { create_cache(&table, header, name, capacity, lock, &raw mut cache) };
         let status = status.unwrap_or(STATUS_UNSUCCESSFUL);
         if !status.is_success() || cache.is_null() {
+            // SAFETY: no cache uses the lock: free the leaked box, once.
+            drop(unsafe { Box::from_raw(lock.as_ptr()) });
             // SAFETY: balances the `Acquire` above.
             unsafe { (methods.release)(header) };
             return Err(failed(status));
@@ -343,16 +348,14 @@ impl Drop for ChildGnttab<'_> {
             };
             in_use |= !status.is_success();
         }
-        if in_use {
-            // A page is still mapped by the remote end: keep the cache and
-            // its lock alive rather than free what the bus may still use.
-            core::mem::forget(core::mem::replace(
-                &mut self.lock,
-                Box::new(CacheLock(AtomicBool::new(false))),
-            ));
-        } else {
+        // With a page still mapped by the remote end, the cache and its
+        // lock stay (leaked) rather than free what the bus may still use.
+        if !in_use {
             // SAFETY: our cache, now empty, destroyed once.
             unsafe { (self.methods.destroy_cache)(self.interface(), self.cache) };
+            // SAFETY: the destroyed cache no longer uses the lock: free the
+            // leaked box, once.
+            drop(unsafe { Box::from_raw(self.lock.as_ptr()) });
         }
         // SAFETY: balances the `Acquire` of `new`.
         unsafe { (self.methods.release)(self.interface()) };

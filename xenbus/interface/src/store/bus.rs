@@ -30,7 +30,7 @@ use core::time::Duration;
 /// handles this provider gave out (others are refused, not dereferenced), and
 /// [`StoreProvider::outstanding`] tells what children still hold.
 pub struct StoreProvider<S: Store + Sync + 'static, E: BusEvents> {
-    context: Box<Context<S, E>>,
+    context: serve::Owned<Context<S, E>>,
 }
 
 /// The provider's state, what `Context` points at. `refs` first: the shared
@@ -76,7 +76,7 @@ impl<S: Store + Sync + 'static, E: BusEvents> StoreProvider<S, E> {
     /// A provider serving `store`.
     pub fn new(store: S, events: E) -> Self {
         Self {
-            context: Box::new(Context {
+            context: serve::Owned::new(Context {
                 refs: References::default(),
                 store,
                 events,
@@ -102,9 +102,7 @@ impl<S: Store + Sync + 'static, E: BusEvents> StoreProvider<S, E> {
     }
 
     fn table(&self) -> StoreInterfaceV2 {
-        let context = core::ptr::from_ref::<Context<S, E>>(&*self.context)
-            .cast_mut()
-            .cast();
+        let context = self.context.as_context();
         StoreInterfaceV2 {
             header: served_header::<StoreInterfaceV2>(context),
             acquire: Some(serve::acquire),

@@ -15,7 +15,7 @@ use core::ops::RangeInclusive;
 
 /// Serves SUSPEND from `S`.
 pub struct SuspendProvider<S: Suspend + Sync> {
-    context: Box<Context<S>>,
+    context: serve::Owned<Context<S>>,
 }
 
 #[repr(C)]
@@ -49,7 +49,7 @@ impl<S: Suspend + Sync> SuspendProvider<S> {
     /// A provider serving `suspend`.
     pub fn new(suspend: S) -> Self {
         Self {
-            context: Box::new(Context {
+            context: serve::Owned::new(Context {
                 refs: References::default(),
                 suspend,
                 registrations: spin::Mutex::new(BTreeMap::new()),
@@ -95,9 +95,7 @@ impl<S: Suspend + Sync> ServeInterface for SuspendProvider<S> {
         if version != SuspendInterfaceV1::VERSION {
             return STATUS_NOT_SUPPORTED;
         }
-        let context = core::ptr::from_ref::<Context<S>>(&*self.context)
-            .cast_mut()
-            .cast();
+        let context = self.context.as_context();
         let table = SuspendInterfaceV1 {
             header: served_header::<SuspendInterfaceV1>(context),
             acquire: Some(serve::acquire),
