@@ -4,6 +4,10 @@
 //! cache records its cap and entries; the child's lock callbacks are not
 //! needed because the provider locks its own state. `QueryReference` and
 //! foreign mapping are not offered by the trait: `STATUS_NOT_SUPPORTED`.
+//!
+//! `PermitForeignAccess` allocates a small record per grant (and a map node):
+//! right for the rig and tests; a Windows XENBUS serving DISPATCH_LEVEL
+//! callers should pre-allocate entries per cache (up to its cap) instead.
 
 use super::{GnttabCache, GnttabEntry, GnttabInterfaceV2, GnttabInterfaceV3, GnttabInterfaceV4};
 use crate::api::{DomId, GrantError, GrantRef, GrantTable, Pfn};
