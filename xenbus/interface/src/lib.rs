@@ -15,6 +15,12 @@
 //!   negotiation (newest version first, falling back within its range).
 //! * [`revision`]: the PDO revision table (revision number to the version of
 //!   every interface) and the hardware and compatible IDs it implies.
+//! * [`types`] (Windows scalars, `NTSTATUS` values, `GUID`, the `INTERFACE`
+//!   header), [`table`] (what every table version has in common) and
+//!   [`printf`] (the format subset behind the bus-side `Printf`s).
+//! * `fake` (feature `test-utils`): in-memory implementations of the traits
+//!   for unit tests; `fuzz_bodies` (feature `fuzzing`): the bodies of the
+//!   cargo-fuzz targets in `fuzz/`.
 //!
 //! # The round trip: trait → table → trait
 //!
