@@ -42,6 +42,8 @@ options:
   --sanitizer S      address | none (default: address, falling back to none
                      per crate when the sanitizer build or runtime fails)
   --timeout S        an input running longer than S seconds is a finding (default 10)
+  --no-leaks         don't stop at memory leaks (LeakSanitizer), e.g. to fuzz past
+                     a leak in a test fake
   --list             list the fuzz crates and targets, run nothing
 
 corpora: target/fuzz-corpus/<crate>/<target> (seeded from fuzz/seeds/<target>
@@ -84,6 +86,8 @@ struct Options {
     timeout: u64,
     list: bool,
     help: bool,
+    /// LeakSanitizer on (libFuzzer's `-detect_leaks`).
+    leaks: bool,
     targets: Vec<String>,
 }
 
@@ -94,6 +98,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         timeout: DEFAULT_TIMEOUT,
         list: false,
         help: false,
+        leaks: true,
         targets: Vec::new(),
     };
     let mut args = args.iter();
@@ -113,6 +118,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
                 });
             }
             "--list" => options.list = true,
+            "--no-leaks" => options.leaks = false,
             "help" | "--help" | "-h" => options.help = true,
             flag if flag.starts_with('-') => {
                 return Err(format!("unknown option `{flag}`\n\n{USAGE}"));
@@ -145,6 +151,8 @@ struct FuzzCrate {
 #[derive(Debug)]
 struct Outcome {
     label: String,
+    /// The crate's `fuzz` directory.
+    fuzz_dir: PathBuf,
     sanitizer: Sanitizer,
     stats: Stats,
     seconds: f64,
@@ -180,6 +188,8 @@ struct Finding {
     artifact: PathBuf,
     /// The panic message (or sanitizer / libFuzzer error line).
     message: String,
+    /// A smaller input with the same failure (`cargo fuzz tmin`), and its message.
+    minimized: Option<(PathBuf, String)>,
 }
 
 /// `cargo xtask fuzz ARGS`.
@@ -223,6 +233,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
                 Ok(sanitizer) => fuzz(krate, target, *sanitizer, &options, &out),
                 Err(why) => Outcome {
                     label: format!("{}/{target}", krate.name),
+                    fuzz_dir: krate.dir.clone(),
                     sanitizer: options.sanitizer.unwrap_or(Sanitizer::Address),
                     stats: Stats::default(),
                     seconds: 0.0,
@@ -554,6 +565,7 @@ fn fuzz_once(
         .join(format!("{target}.log"));
     let failed = |why: String| Outcome {
         label: label.clone(),
+        fuzz_dir: krate.dir.clone(),
         sanitizer,
         stats: Stats::default(),
         seconds: 0.0,
@@ -596,6 +608,7 @@ fn fuzz_once(
         .arg(format!("-max_total_time={}", options.seconds))
         .arg(format!("-timeout={}", options.timeout))
         .arg("-print_final_stats=1")
+        .arg(format!("-detect_leaks={}", u8::from(options.leaks)))
         .arg(prefix);
     let start = Instant::now();
     let status = run_logged(&mut command, &log);
@@ -603,18 +616,70 @@ fn fuzz_once(
     let text = fs::read_to_string(&log).unwrap_or_default();
     let stats = parse_stats(&text);
     let verdict = match (status, finding(&text)) {
-        (_, Some(found)) => Verdict::Finding(found),
+        (_, Some(mut found)) => {
+            if found.kind == "crash" {
+                found.minimized = minimize(krate, target, sanitizer, &found.artifact, &artifacts);
+            }
+            Verdict::Finding(found)
+        }
         (Ok(()), None) => Verdict::Clean,
         (Err(why), None) => Verdict::Failed(format!("exited {why}; log {}", log.display())),
     };
     Outcome {
         label,
+        fuzz_dir: krate.dir.clone(),
         sanitizer,
         seconds: done_seconds(&text).unwrap_or(wall),
         stats,
         verdict,
         log,
     }
+}
+
+/// Shrinks a crashing input with `cargo fuzz tmin` (a bounded number of tries
+/// per step), then replays the result for its own message: without a sanitizer
+/// stack, libFuzzer cannot tell whether a smaller input hit the same panic.
+fn minimize(
+    krate: &FuzzCrate,
+    target: &str,
+    sanitizer: Sanitizer,
+    artifact: &Path,
+    artifacts: &Path,
+) -> Option<(PathBuf, String)> {
+    let log = artifact.with_extension("tmin.log");
+    println!("xtask: minimizing {}", artifact.display());
+    let mut prefix = OsString::from("-artifact_prefix=");
+    prefix.push(artifacts);
+    prefix.push("/");
+    let mut command = fuzz_command("tmin", krate, sanitizer);
+    command
+        .args(["--runs", "2000"])
+        .arg(target)
+        .arg(artifact)
+        .arg("--")
+        .arg(prefix);
+    // tmin fails when it cannot shrink at all; what it confirmed still counts.
+    let _ = run_logged(&mut command, &log);
+    let text = fs::read_to_string(&log).unwrap_or_default();
+    let smallest = smallest_crash(&text)?;
+    if smallest == artifact {
+        return None;
+    }
+    let replay = smallest.with_extension("replay.log");
+    let mut command = fuzz_command("run", krate, sanitizer);
+    command.arg(target).arg(&smallest);
+    let _ = run_logged(&mut command, &replay);
+    let message = failure_message(&fs::read_to_string(&replay).unwrap_or_default());
+    Some((smallest, message))
+}
+
+/// The last input libFuzzer's crash minimization confirmed as crashing.
+fn smallest_crash(text: &str) -> Option<PathBuf> {
+    text.lines().rev().find_map(|line| {
+        let rest = line.strip_prefix("CRASH_MIN: '")?;
+        let (path, tail) = rest.split_once("' (")?;
+        tail.contains("caused a crash").then(|| PathBuf::from(path))
+    })
 }
 
 /// The number after `key` on the last line holding it, e.g. `cov: 123`.
@@ -685,28 +750,48 @@ fn finding(text: &str) -> Option<Finding> {
         kind: kind.to_owned(),
         artifact: path,
         message: failure_message(text),
+        minimized: None,
     })
 }
 
 /// The Rust panic (`panicked at` and its message lines), else the first
-/// sanitizer or libFuzzer `ERROR:` line.
+/// sanitizer or libFuzzer `ERROR:` line with the first stack frame in our code.
 fn failure_message(text: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
     if let Some(at) = lines.iter().position(|l| l.contains("panicked at")) {
-        let mut message = vec![lines[at].trim()];
+        // From `panicked at`: the thread name and id before it say nothing.
+        let line = lines[at];
+        let mut message = vec![line[line.find("panicked at").unwrap_or(0)..].trim()];
         message.extend(
             lines[at + 1..]
                 .iter()
-                .take_while(|l| !l.starts_with("note:") && !l.starts_with("==") && !l.is_empty())
+                .take_while(|l| {
+                    !l.is_empty()
+                        && !["note:", "stack backtrace:", "=="]
+                            .iter()
+                            .any(|end| l.starts_with(end))
+                })
                 .take(6)
                 .map(|l| l.trim()),
         );
         return message.join(" | ");
     }
-    lines
-        .iter()
-        .find(|l| l.contains("ERROR:"))
-        .map_or_else(|| "no message".to_owned(), |l| l.trim().to_owned())
+    let Some(at) = lines.iter().position(|l| l.contains("ERROR:")) else {
+        return "no message".to_owned();
+    };
+    let error = lines[at].trim();
+    // Frames look like `#14 0x5563 in <function> <file>:<line>:<column>`.
+    let ours = lines[at + 1..].iter().map(|l| l.trim()).find(|l| {
+        l.starts_with('#')
+            && l.contains(" in ")
+            && !["/rustc/", "/.cargo/registry/", "compiler-rt", "/libfuzzer"]
+                .iter()
+                .any(|foreign| l.contains(foreign))
+    });
+    match ours.and_then(|frame| frame.split_once(" in ")) {
+        Some((_, frame)) => format!("{error} | at {frame}"),
+        None => error.to_owned(),
+    }
 }
 
 fn summary_line(outcome: &Outcome) -> String {
@@ -799,15 +884,25 @@ fn verdict(outcomes: &[Outcome]) -> Result<(), String> {
                 let bytes = fs::read(&f.artifact).unwrap_or_default();
                 let _ = writeln!(
                     report,
-                    "{}: {} ({} bytes): {}\n  reproducer: {}\n  message: {}\n  input: {}",
+                    "{}: {} ({} bytes): {}\n  replay: {}\n  message: {}\n  input: {}",
                     outcome.label,
                     f.kind,
                     bytes.len(),
                     f.artifact.display(),
-                    replay_hint(outcome, f),
+                    replay_hint(outcome, &f.artifact),
                     f.message,
                     hex(&bytes)
                 );
+                if let Some((path, message)) = &f.minimized {
+                    let bytes = fs::read(path).unwrap_or_default();
+                    let _ = writeln!(
+                        report,
+                        "  minimized ({} bytes): {}\n  message: {message}\n  input: {}",
+                        bytes.len(),
+                        path.display(),
+                        hex(&bytes)
+                    );
+                }
             }
         }
     }
@@ -818,15 +913,13 @@ fn verdict(outcomes: &[Outcome]) -> Result<(), String> {
     }
 }
 
-fn replay_hint(outcome: &Outcome, finding: &Finding) -> String {
-    let (krate, target) = outcome
-        .label
-        .split_once('/')
-        .unwrap_or((outcome.label.as_str(), ""));
+fn replay_hint(outcome: &Outcome, artifact: &Path) -> String {
+    let target = outcome.label.split_once('/').map_or("", |(_, t)| t);
     format!(
-        "RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir <{krate} dir>/fuzz -a -s {} {target} {}",
+        "RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir {} -a -s {} {target} {}",
+        outcome.fuzz_dir.display(),
         outcome.sanitizer.name(),
-        finding.artifact.display()
+        artifact.display()
     )
 }
 
@@ -874,6 +967,8 @@ stat::new_units_added:          8
 #5\tNEW    cov: 90 ft: 99 corp: 3/9b
 thread '<unnamed>' panicked at src/ring.rs:42:9:
 attempt to subtract with overflow
+stack backtrace:
+   0: __rustc::rust_begin_unwind
 note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace
 ==4242== ERROR: libFuzzer: deadly signal
 artifact_prefix='/w/target/fuzz-artifacts/xen-abi/ring/'; Test unit written to /w/target/fuzz-artifacts/xen-abi/ring/crash-0a1b
@@ -888,9 +983,23 @@ stat::number_of_executed_units: 77
         );
         assert_eq!(
             found.message,
-            "thread '<unnamed>' panicked at src/ring.rs:42:9: | attempt to subtract with overflow"
+            "panicked at src/ring.rs:42:9: | attempt to subtract with overflow"
         );
         assert_eq!(parse_stats(text).executions, Some(77));
+
+        let tmin = "\
+CRASH_MIN: minimizing crash input: '/a/crash-1' (40 bytes)
+CRASH_MIN: '/a/crash-1' (40 bytes) caused a crash. Will try to minimize it further
+*********************************
+CRASH_MIN: minimizing crash input: '/a/minimized-from-2' (12 bytes)
+CRASH_MIN: '/a/minimized-from-2' (12 bytes) caused a crash. Will try to minimize it further
+CRASH_MIN: minimizing crash input: '/a/minimized-from-3' (9 bytes)
+ERROR: the input /a/minimized-from-3 did not crash
+";
+        assert_eq!(
+            smallest_crash(tmin).as_deref(),
+            Some(Path::new("/a/minimized-from-2"))
+        );
     }
 
     #[test]
@@ -908,6 +1017,19 @@ Test unit written to ./oom-ffee
         let leak = finding("Test unit written to /a/leak-01\n").expect("a finding");
         assert_eq!(leak.kind, "leak");
         assert_eq!(leak.message, "no message");
+        let leak = "\
+==5983==ERROR: LeakSanitizer: detected memory leaks
+Direct leak of 88 byte(s) in 11 object(s) allocated from:
+    #0 0x563b in malloc /rustc/llvm/src/llvm-project/compiler-rt/lib/asan/asan_malloc_linux.cpp:67:3
+    #1 0x563b in alloc /rustc/5980/library/alloc/src/alloc.rs:95:9
+    #14 0x563b in <x::fake::FakeXen as x::Memory>::alloc /work/x/src/fake.rs:216:14
+    #15 0x563b in data_page /work/x/src/fake.rs:123:26
+";
+        assert_eq!(
+            failure_message(leak),
+            "==5983==ERROR: LeakSanitizer: detected memory leaks \
+             | at <x::fake::FakeXen as x::Memory>::alloc /work/x/src/fake.rs:216:14"
+        );
     }
 
     #[test]
