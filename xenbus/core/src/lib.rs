@@ -48,6 +48,7 @@ pub mod engine;
 pub mod fake;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzz_bodies;
+pub mod guest;
 pub mod ring;
 #[cfg(test)]
 mod tests;

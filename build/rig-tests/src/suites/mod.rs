@@ -2,6 +2,7 @@
 
 use crate::Suite;
 
+mod guest;
 mod platform;
 mod store;
 mod vif;
@@ -12,4 +13,5 @@ pub const ALL: &[Suite] = &[
     platform::SUITE,
     store::SUITE,
     vif::SUITE,
+    guest::SUITE,
 ];

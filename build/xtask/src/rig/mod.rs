@@ -18,6 +18,7 @@ pub mod accel;
 pub mod cache;
 pub mod cpio;
 pub mod demo;
+pub mod guest_kernel;
 pub mod pins;
 pub mod programs;
 pub mod setup;

@@ -71,6 +71,7 @@ pub fn build(root: &Path) -> Result<Vec<Shipped>, String> {
             payload: Payload::Host(program),
         });
     }
+    files.push(super::guest_kernel::build(root, DOM0_DIR)?);
     Ok(files)
 }
 

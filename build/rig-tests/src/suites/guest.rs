@@ -1,0 +1,508 @@
+//! `guest`: our own PVH test kernel (`xenbus/guest-kernel`, shipped beside the
+//! runner by `cargo xtask rig test`) boots as a domU and runs `xenbus-core`'s
+//! guest platform against the real hypervisor and xenstored; this side starts
+//! it, serves its dom0 requests (event channel echo, grant mapping through
+//! gntdev, `xl save`/`xl restore`) and turns its report lines into tests.
+//!
+//! The first test boots the guest and runs everything (the whole conversation
+//! takes one domain lifetime); each following test reports one of the guest's
+//! checks. Protocol and report format: `xenbus/guest-kernel/src/checks.rs`.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::dom0::{Evtchn, MappedGrant, Xenbus};
+use crate::{Suite, Test, helper};
+
+/// The suite.
+pub const SUITE: Suite = Suite {
+    name: "guest",
+    tests: &[
+        Test {
+            name: "boot_and_run",
+            run: boot_and_run,
+        },
+        Test {
+            name: "hypercall_version",
+            run: || check("hypercall_version"),
+        },
+        Test {
+            name: "shared_info_time",
+            run: || check("shared_info_time"),
+        },
+        Test {
+            name: "xenstore_read_write",
+            run: || check("xenstore_read_write"),
+        },
+        Test {
+            name: "xenstore_watch",
+            run: || check("xenstore_watch"),
+        },
+        Test {
+            name: "evtchn_2l_loopback",
+            run: || check("evtchn_2l_loopback"),
+        },
+        Test {
+            name: "evtchn_upcall_vector",
+            run: || check("evtchn_upcall_vector"),
+        },
+        Test {
+            name: "evtchn_2l_interdomain",
+            run: || check("evtchn_2l_interdomain"),
+        },
+        Test {
+            name: "evtchn_fifo_loopback",
+            run: || check("evtchn_fifo_loopback"),
+        },
+        Test {
+            name: "evtchn_fifo_interdomain",
+            run: || check("evtchn_fifo_interdomain"),
+        },
+        Test {
+            name: "gnttab_growth",
+            run: || check("gnttab_growth"),
+        },
+        Test {
+            name: "gnttab_dom0_map",
+            run: || check("gnttab_dom0_map"),
+        },
+        Test {
+            name: "balloon",
+            run: || check("balloon"),
+        },
+        Test {
+            name: "watchdog",
+            run: || check("watchdog"),
+        },
+        Test {
+            name: "suspend_resume",
+            run: || check("suspend_resume"),
+        },
+        Test {
+            name: "after_resume",
+            run: || check("after_resume"),
+        },
+    ],
+    benches: &[],
+};
+
+/// Round trips per event-channel ABI: 5000 = 10^4 notifications exchanged
+/// (`XENPV_GUEST_ECHO` overrides).
+fn echo_count() -> u32 {
+    std::env::var("XENPV_GUEST_ECHO")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5000)
+}
+
+/// The kernel's file name beside the runner.
+const KERNEL: &str = "xenbus-guest-kernel";
+/// The domain's name.
+const NAME: &str = "xenpv-guest";
+/// The report prefix (`REPORT_PREFIX` in the kernel).
+const PREFIX: &str = "XENPV-GUEST";
+/// Upper bound for one guest run.
+const RUN_LIMIT: Duration = Duration::from_secs(900);
+const CONSOLE_LOG: &str = "/var/log/xen/console/guest-xenpv-guest.log";
+const SAVE_FILE: &str = "/tmp/xenpv-guest.save";
+
+/// What one guest run produced.
+#[derive(Debug)]
+struct GuestRun {
+    /// Report lines, prefix removed (`ok <check> ...`, `FAIL <check>: ...`).
+    lines: Vec<String>,
+    /// `xl create` to the `done` line.
+    boot_to_result: Option<Duration>,
+    /// Things the dom0 side noticed (failed requests, save/restore output).
+    notes: Vec<String>,
+}
+
+static RUN: OnceLock<Result<GuestRun, String>> = OnceLock::new();
+
+fn guest_run() -> Result<&'static GuestRun, String> {
+    RUN.get_or_init(run_guest).as_ref().map_err(Clone::clone)
+}
+
+fn boot_and_run() -> Result<(), String> {
+    let run = guest_run()?;
+    for note in &run.notes {
+        println!("guest: dom0 side: {note}");
+    }
+    let done = run.lines.iter().find(|l| l.starts_with("done "));
+    match (done, run.boot_to_result) {
+        (Some(done), Some(t)) => {
+            println!(
+                "guest: {done}; boot-to-result {:.1} s from xl create",
+                t.as_secs_f64()
+            );
+            Ok(())
+        }
+        _ => Err(format!(
+            "the guest did not finish; its last lines: {}",
+            run.lines
+                .iter()
+                .rev()
+                .take(5)
+                .rev()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(" | ")
+        )),
+    }
+}
+
+fn check(name: &str) -> Result<(), String> {
+    let run = guest_run()?;
+    for line in &run.lines {
+        if let Some(rest) = line.strip_prefix("ok ") {
+            if rest.split_whitespace().next() == Some(name) {
+                println!("guest: {line}");
+                return Ok(());
+            }
+        }
+        if let Some(rest) = line.strip_prefix("FAIL ") {
+            if let Some(reason) = rest.strip_prefix(name).and_then(|r| r.strip_prefix(": ")) {
+                return Err(reason.to_string());
+            }
+        }
+    }
+    Err("the guest did not report this check".into())
+}
+
+/// Byte `i` the guest writes into the first half of its granted page
+/// (`pattern_guest` in `xenbus/guest-kernel/src/checks.rs`).
+fn pattern_guest(i: usize) -> u8 {
+    i.wrapping_mul(7).wrapping_add(3).to_le_bytes()[0]
+}
+
+/// Byte `i` dom0 writes into the second half (`pattern_dom0` there).
+fn pattern_dom0(i: usize) -> u8 {
+    i.wrapping_mul(13).wrapping_add(1).to_le_bytes()[0]
+}
+
+fn xl(args: &[&str]) -> Result<String, String> {
+    let out = Command::new("xl")
+        .args(args)
+        .output()
+        .map_err(|e| format!("xl: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "xl {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+fn lookup_domid() -> Option<u16> {
+    xl(&["domid", NAME]).ok()?.trim().parse().ok()
+}
+
+/// Restarts xenconsoled so that it logs guest consoles to files (the rig starts
+/// it with `--log=none`).
+fn console_logging() {
+    if let Ok(pid) = std::fs::read_to_string("/run/xen/xenconsoled.pid") {
+        let _ = Command::new("kill").arg(pid.trim()).status();
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let _ = std::fs::create_dir_all("/var/log/xen/console");
+    let _ = std::fs::remove_file(CONSOLE_LOG);
+    let _ = Command::new("/usr/lib/xen-4.17/bin/xenconsoled")
+        .args([
+            "--pid-file=/run/xen/xenconsoled.pid",
+            "--log=guest",
+            "--log-dir=/var/log/xen/console",
+        ])
+        .status();
+}
+
+/// The report lines so far: the PV console log if xenconsoled wrote one, else
+/// port 0xE9 output from `xl dmesg`.
+fn report_lines() -> Vec<String> {
+    let from = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter_map(|l| {
+                l.find(PREFIX)
+                    .map(|i| l[i + PREFIX.len()..].trim().to_string())
+            })
+            .filter(|l| !l.is_empty() && l != "booting")
+            .collect()
+    };
+    let console = std::fs::read_to_string(CONSOLE_LOG)
+        .map(|t| from(&t))
+        .unwrap_or_default();
+    if console.iter().any(|l| l.starts_with("done ")) {
+        return console;
+    }
+    let dmesg = xl(&["dmesg"]).map(|t| from(&t)).unwrap_or_default();
+    if dmesg.len() >= console.len() {
+        dmesg
+    } else {
+        console
+    }
+}
+
+fn run_guest() -> Result<GuestRun, String> {
+    let kernel = helper(KERNEL)?;
+    let _ = xl(&["destroy", NAME]);
+    console_logging();
+    let cfg = format!(
+        "name = \"{NAME}\"\ntype = \"pvh\"\nkernel = \"{}\"\nmemory = 32\nvcpus = 1\n\
+         on_poweroff = \"destroy\"\non_reboot = \"destroy\"\non_crash = \"preserve\"\n\
+         tsc_mode = \"native\"\n",
+        kernel.display()
+    );
+    let cfg_path = Path::new("/tmp/xenpv-guest.cfg");
+    std::fs::write(cfg_path, cfg).map_err(|e| format!("write {}: {e}", cfg_path.display()))?;
+    let t0 = Instant::now();
+    xl(&["create", "/tmp/xenpv-guest.cfg"])?;
+    let mut helper = Dom0Helper::new()?;
+    let mut notes = Vec::new();
+    let mut boot_to_result = None;
+    while t0.elapsed() < RUN_LIMIT {
+        if let Err(e) = helper.step() {
+            notes.push(e);
+        }
+        if boot_to_result.is_none() && helper.done {
+            // The guest prints `done` right after the helper's last answer.
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if report_lines().iter().any(|l| l.starts_with("done ")) {
+                    boot_to_result = Some(t0.elapsed());
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            break;
+        }
+        if helper.domid.is_none() && !helper.saving() && lookup_domid().is_none() {
+            notes.push("the domain went away early".into());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    if boot_to_result.is_none() && report_lines().iter().any(|l| l.starts_with("done ")) {
+        boot_to_result = Some(t0.elapsed());
+    }
+    let lines = report_lines();
+    notes.extend(helper.finish());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lookup_domid().is_some() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    if lookup_domid().is_some() {
+        notes.push("domain still there at the end: destroyed".into());
+        let _ = xl(&["destroy", NAME]);
+    }
+    let _ = std::fs::remove_file(SAVE_FILE);
+    Ok(GuestRun {
+        lines,
+        boot_to_result,
+        notes,
+    })
+}
+
+/// Work to do once the answer is written (the guest acts on the answer).
+type AfterAck = Box<dyn FnOnce(&mut Dom0Helper) -> Result<(), String>>;
+
+/// Serves the guest's requests under `data/xenpv/`.
+struct Dom0Helper {
+    xs: Xenbus,
+    domid: Option<u16>,
+    last_seq: u64,
+    last_lookup: Instant,
+    echo_result: String,
+    mapped: Option<MappedGrant>,
+    save: Option<Arc<Mutex<Option<String>>>>,
+    done: bool,
+}
+
+impl Dom0Helper {
+    fn new() -> Result<Self, String> {
+        Ok(Self {
+            xs: Xenbus::open()?,
+            domid: lookup_domid(),
+            last_seq: 0,
+            last_lookup: Instant::now(),
+            echo_result: String::from("no echo yet"),
+            mapped: None,
+            save: None,
+            done: false,
+        })
+    }
+
+    fn saving(&self) -> bool {
+        self.save
+            .as_ref()
+            .is_some_and(|s| s.lock().is_ok_and(|s| s.is_none()))
+    }
+
+    /// One look at the request node; serves a new request.
+    fn step(&mut self) -> Result<(), String> {
+        let Some(domid) = self.domid else {
+            if self.last_lookup.elapsed() > Duration::from_millis(500) {
+                self.last_lookup = Instant::now();
+                self.domid = lookup_domid();
+            }
+            return Ok(());
+        };
+        let base = format!("/local/domain/{domid}/data/xenpv");
+        let Ok(req) = self.xs.read(&format!("{base}/req")) else {
+            // Not written yet, or the domain went away (save/restore): look it up again.
+            if self.last_lookup.elapsed() > Duration::from_millis(500) {
+                self.last_lookup = Instant::now();
+                self.domid = lookup_domid();
+            }
+            return Ok(());
+        };
+        let Some((seq, cmd)) = req.split_once(' ') else {
+            return Ok(());
+        };
+        let Ok(seq) = seq.parse::<u64>() else {
+            return Ok(());
+        };
+        if seq == self.last_seq {
+            return Ok(());
+        }
+        self.last_seq = seq;
+        let mut after_ack: Option<AfterAck> = None;
+        let answer = self.serve(domid, cmd, &mut after_ack);
+        let answer = match answer {
+            Ok(a) => a,
+            Err(e) => format!("error {e}"),
+        };
+        self.xs
+            .write(&format!("{base}/ack"), &format!("{seq} {answer}"))?;
+        if let Some(f) = after_ack {
+            f(self)?;
+        }
+        Ok(())
+    }
+
+    fn serve(
+        &mut self,
+        domid: u16,
+        cmd: &str,
+        after_ack: &mut Option<AfterAck>,
+    ) -> Result<String, String> {
+        let mut words = cmd.split_whitespace();
+        match words.next() {
+            Some("hello") => Ok("hello".into()),
+            Some("evtchn-echo") => {
+                let port: u32 = words
+                    .next()
+                    .and_then(|w| w.parse().ok())
+                    .ok_or("bad port")?;
+                let count = echo_count();
+                let mut evtchn = Evtchn::open()?;
+                let local = evtchn.bind_interdomain(domid, port)?;
+                // Xen raises our new port once at bind time (lost notifications
+                // on the unbound port are conservatively assumed): swallow it,
+                // or every answer would be one early.
+                let _ = evtchn.wait(Duration::from_millis(300))?;
+                // Answer first (the guest starts sending then), echo after.
+                *after_ack = Some(Box::new(move |h: &mut Self| {
+                    let (mut received, mut sent) = (0u32, 0u32);
+                    while received < count {
+                        match evtchn.wait(Duration::from_secs(10))? {
+                            Some(p) if p == local => {
+                                received += 1;
+                                evtchn.notify(local)?;
+                                sent += 1;
+                            }
+                            Some(_) => {}
+                            None => break,
+                        }
+                    }
+                    drop(evtchn);
+                    h.echo_result = format!("received {received} sent {sent}");
+                    Ok(())
+                }));
+                Ok(format!("bound {count}"))
+            }
+            Some("evtchn-result") => Ok(self.echo_result.clone()),
+            Some("gnt-map") => {
+                let gref: u32 = words
+                    .next()
+                    .and_then(|w| w.parse().ok())
+                    .ok_or("bad gref")?;
+                let mut mapped = MappedGrant::new(domid, gref)?;
+                let bytes = mapped.bytes();
+                if bytes.len() < 4096 {
+                    return Ok(format!("mapped bad length {}", bytes.len()));
+                }
+                let bad = (0..2048).find(|&i| bytes[i] != pattern_guest(i));
+                for (i, b) in bytes.iter_mut().enumerate().skip(2048).take(2048) {
+                    *b = pattern_dom0(i);
+                }
+                std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+                self.mapped = Some(mapped);
+                Ok(match bad {
+                    None => "mapped ok".into(),
+                    Some(i) => format!("mapped bad offset {i}"),
+                })
+            }
+            Some("gnt-unmap") => {
+                self.mapped = None;
+                Ok("unmapped".into())
+            }
+            Some("save-restore") => {
+                let state = Arc::new(Mutex::new(None));
+                self.save = Some(state.clone());
+                *after_ack = Some(Box::new(move |h: &mut Self| {
+                    h.domid = None;
+                    std::thread::spawn(move || {
+                        let t = Instant::now();
+                        let mut log = String::new();
+                        let _ = std::fs::remove_file(SAVE_FILE);
+                        match xl(&["save", NAME, SAVE_FILE]) {
+                            Ok(_) => {
+                                let _ = write!(log, "xl save {:.1} s", t.elapsed().as_secs_f64());
+                                let t = Instant::now();
+                                match xl(&["restore", SAVE_FILE]) {
+                                    Ok(_) => {
+                                        let _ = write!(
+                                            log,
+                                            ", xl restore {:.1} s",
+                                            t.elapsed().as_secs_f64()
+                                        );
+                                    }
+                                    Err(e) => log.push_str(&e),
+                                }
+                            }
+                            Err(e) => log.push_str(&e),
+                        }
+                        if let Ok(mut s) = state.lock() {
+                            *s = Some(log);
+                        }
+                    });
+                    Ok(())
+                }));
+                Ok("saving".into())
+            }
+            Some("done") => {
+                self.done = true;
+                Ok("done".into())
+            }
+            _ => Err(format!("unknown request {cmd:?}")),
+        }
+    }
+
+    /// Notes for the log; unmaps anything still mapped.
+    fn finish(&mut self) -> Vec<String> {
+        self.mapped = None;
+        let mut notes = Vec::new();
+        if let Some(state) = &self.save {
+            match state.lock().ok().and_then(|s| s.clone()) {
+                Some(log) => notes.push(log),
+                None => notes.push("xl save/restore still running at the end".into()),
+            }
+        }
+        notes
+    }
+}

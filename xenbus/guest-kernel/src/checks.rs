@@ -1,0 +1,800 @@
+//! The checks the test kernel runs, in order, and the little request protocol
+//! with the dom0 side of the suite.
+//!
+//! dom0 protocol: the guest writes `data/xenpv/req` = `<seq> <command>` and
+//! waits for `data/xenpv/ack` = `<seq> <answer>`. Commands:
+//! * `evtchn-echo <port>`: dom0 binds to our `port`, swallows the event Xen
+//!   raises on its side at bind time, answers `bound <count>`, then answers
+//!   each of our `count` notifications with one of its own and unbinds;
+//!   `evtchn-result` then answers `received <n> sent <m>`;
+//! * `gnt-map <gref>`: dom0 maps the page (gntdev), checks our pattern, writes
+//!   its own into the second half, answers `mapped ok` (or `mapped bad <why>`)
+//!   and keeps it mapped; `gnt-unmap` unmaps and answers `unmapped`;
+//! * `save-restore`: dom0 answers `saving`, then runs `xl save` + `xl restore`
+//!   of this domain (the guest sees `control/shutdown` = `suspend`);
+//! * `done`: dom0 stops serving.
+
+use alloc::format;
+use alloc::rc::Rc;
+use alloc::string::{String, ToString as _};
+use alloc::vec::Vec;
+use core::cell::RefCell;
+use core::sync::atomic::Ordering;
+use core::time::Duration;
+
+use xenbus_core::guest::evtchn::{EvtchnAbi, PendingFlag};
+use xenbus_core::guest::gnttab::GrantFailure;
+use xenbus_core::guest::hypercall::{DOMID_SELF, Xen};
+use xenbus_core::guest::platform::{FrameMapper, Platform, SuspendHooks, SuspendOutcome};
+use xenbus_core::guest::shared_info::VcpuInfo;
+use xenbus_core::guest::store_ring::{StoreNotify, StoreRing};
+use xenbus_core::guest::{Shared, balloon::Balloon};
+use xenbus_core::{Client, Clock, RingTransport, Wait};
+use xenbus_interface::api::{Memory, PAGE_SIZE, Pages, Store, Txn, WatchId};
+
+use crate::log::Log;
+use crate::pool::PagePool;
+use crate::x86::{self, X86};
+use crate::{FRAME_AREA_GPFN, FRAME_AREA_PAGES, REPORT_PREFIX, UPCALL_VECTOR, UPCALLS};
+
+/// Most round trips dom0 may ask for (it says how many in its answer).
+pub const ECHO_MAX: u32 = 100_000;
+/// Local loopback notifications per ABI.
+pub const LOOPBACK_COUNT: u32 = 1_000;
+/// Grant frames the growth check reaches.
+pub const GROW_TO_FRAMES: u32 = 4;
+/// Pages the balloon check gives back and takes again.
+pub const BALLOON_PAGES: usize = 256;
+
+type Transport = RingTransport<StoreRing<X86>, StoreNotify<X86>>;
+
+/// The xenstore port and its pending flag.
+type StorePort = (u32, PendingFlag<X86>);
+
+/// Xen system time as the xenstore client's clock; waiting blocks in
+/// `SCHEDOP_poll` on the xenstore port (yields would give away whole time
+/// slices to dom0: milliseconds each in the rig).
+#[derive(Clone, Debug)]
+pub struct Timebase {
+    vcpu: VcpuInfo<X86>,
+    xen: Xen<X86>,
+    /// The xenstore port and its pending flag (refreshed when the event
+    /// channel ABI changes).
+    store: Rc<RefCell<Option<StorePort>>>,
+}
+
+impl Clock for Timebase {
+    fn now(&self) -> Duration {
+        Duration::from_nanos(self.vcpu.system_time_ns().unwrap_or(0))
+    }
+}
+
+impl Wait for Timebase {
+    fn wait(&self, timeout: Duration) {
+        let Some((port, flag)) = self.store.borrow().clone() else {
+            self.xen.yield_now();
+            return;
+        };
+        // A notification since the last look: return at once (the client
+        // re-checks the ring). Otherwise block until the next one.
+        if flag.take() {
+            return;
+        }
+        let wake = self.now() + timeout.min(Duration::from_millis(100));
+        let wake_ns = u64::try_from(wake.as_nanos()).unwrap_or(u64::MAX);
+        if self.xen.poll(&mut [port], wake_ns).is_err() {
+            self.xen.yield_now();
+        }
+    }
+}
+
+/// Xen's special pages (store, console) are ordinary frames of the identity map.
+#[derive(Clone, Copy, Debug)]
+struct IdentityMapper;
+
+impl FrameMapper<X86> for IdentityMapper {
+    fn map_frame(&self, gpfn: u64) -> Option<Shared<X86>> {
+        // Only frames below 4 GiB are mapped by the boot page tables.
+        if gpfn >= (1 << 20) {
+            return None;
+        }
+        let addr = usize::try_from(gpfn << 12).ok()?;
+        // SAFETY: the boot page tables identity-map 0-4 GiB; Xen's special
+        // pages are populated frames the guest shares with the toolstack and
+        // that no Rust reference points into.
+        Some(unsafe { Shared::new(X86, addr, PAGE_SIZE) })
+    }
+}
+
+/// Records the suspend callbacks.
+#[derive(Debug, Default)]
+struct Hooks {
+    calls: Vec<&'static str>,
+}
+
+impl SuspendHooks for Hooks {
+    fn suspend(&mut self) {
+        self.calls.push("suspend");
+    }
+    fn early_resume(&mut self, _outcome: SuspendOutcome) {
+        self.calls.push("early");
+    }
+    fn late_resume(&mut self, _outcome: SuspendOutcome) {
+        self.calls.push("late");
+    }
+}
+
+/// Counts of the run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Checks that passed.
+    pub passed: u32,
+    /// Checks that failed.
+    pub failed: u32,
+}
+
+/// Everything the checks use.
+struct Runner<'a> {
+    log: &'a Log,
+    pool: &'static PagePool,
+    platform: Platform<X86, &'static PagePool>,
+    store: Client<Transport, Timebase>,
+    clock: Timebase,
+    ack_watch: Option<WatchId>,
+    seq: u32,
+    summary: Summary,
+}
+
+fn err<E: core::fmt::Debug>(what: &str) -> impl FnOnce(E) -> String + '_ {
+    move |e| format!("{what}: {e:?}")
+}
+
+/// Runs every check; returns the counts.
+pub fn run(log: &Log, pool: &'static PagePool) -> Summary {
+    let mut summary = Summary::default();
+    let xen = match hypercall_version(log) {
+        Ok(xen) => xen,
+        Err(e) => {
+            report_fail(log, "hypercall_version", &e);
+            summary.failed += 1;
+            return summary;
+        }
+    };
+    summary.passed += 1;
+    // SAFETY: the frame area is inside the identity map and unpopulated until
+    // Xen places shared info and grant frames there; nothing else uses it.
+    let area = unsafe {
+        Shared::new(
+            X86,
+            usize::try_from(FRAME_AREA_GPFN << 12).unwrap_or(0),
+            FRAME_AREA_PAGES * PAGE_SIZE,
+        )
+    };
+    let platform = match Platform::start(xen.clone(), pool, area, FRAME_AREA_GPFN, &IdentityMapper)
+    {
+        Ok(p) => p,
+        Err(e) => {
+            report_fail(log, "platform_start", &format!("{e}"));
+            summary.failed += 1;
+            return summary;
+        }
+    };
+    log.set_console(platform.console.clone());
+    let clock = Timebase {
+        vcpu: platform.evtchn.vcpu_info().clone(),
+        xen: xen.clone(),
+        store: Rc::default(),
+    };
+    let transport = match RingTransport::new(
+        platform.store.clone(),
+        StoreNotify::new(xen, platform.store_port),
+    ) {
+        Ok(t) => t,
+        Err(e) => {
+            report_fail(log, "platform_start", &format!("xenstore ring: {e:?}"));
+            summary.failed += 1;
+            return summary;
+        }
+    };
+    let store = Client::new(transport, clock.clone());
+    let mut r = Runner {
+        log,
+        pool,
+        platform,
+        store,
+        clock,
+        ack_watch: None,
+        seq: 0,
+        summary,
+    };
+    r.refresh_store_flag();
+    r.check("shared_info_time", Runner::shared_info_time);
+    r.check("xenstore_read_write", Runner::xenstore_read_write);
+    r.check("xenstore_watch", Runner::xenstore_watch);
+    let dom0 = r.dom0_setup();
+    r.check("evtchn_2l_loopback", Runner::evtchn_loopback);
+    r.check("evtchn_upcall_vector", Runner::evtchn_upcall);
+    if dom0.is_ok() {
+        r.check("evtchn_2l_interdomain", Runner::evtchn_interdomain);
+    }
+    r.check("evtchn_fifo_loopback", |r| {
+        r.platform
+            .evtchn
+            .enable_fifo()
+            .map_err(err("init_control"))?;
+        r.refresh_store_flag();
+        r.evtchn_loopback()
+    });
+    if dom0.is_ok() {
+        r.check("evtchn_fifo_interdomain", Runner::evtchn_interdomain);
+    }
+    r.check("gnttab_growth", Runner::gnttab_growth);
+    if dom0.is_ok() {
+        r.check("gnttab_dom0_map", Runner::gnttab_dom0_map);
+    }
+    r.check("balloon", Runner::balloon);
+    r.check("watchdog", Runner::watchdog);
+    if dom0.is_ok() {
+        r.check("suspend_resume", Runner::suspend_resume);
+        r.check("after_resume", Runner::after_resume);
+        let _ = r.dom0("done", Duration::from_secs(10));
+    } else if let Err(e) = dom0 {
+        report_fail(log, "dom0_helper", &e);
+        r.summary.failed += 1;
+    }
+    r.summary
+}
+
+fn report_fail(log: &Log, name: &str, reason: &str) {
+    log.line(format_args!("{REPORT_PREFIX} FAIL {name}: {reason}"));
+}
+
+fn hypercall_version(log: &Log) -> Result<Xen<X86>, String> {
+    let xen = Xen::new(X86, None).map_err(|e| format!("{e}"))?;
+    let info = xen.info();
+    let (major, minor) = xen.version().map_err(|e| format!("{e}"))?;
+    if (major, minor) != (info.major, info.minor) {
+        return Err(format!(
+            "XENVER_version {major}.{minor} but CPUID says {}.{}",
+            info.major, info.minor
+        ));
+    }
+    let features = xen.features(0).map_err(|e| format!("{e}"))?;
+    log.line(format_args!(
+        "{REPORT_PREFIX} ok hypercall_version (0 ms) Xen {major}.{minor} at cpuid {:#x}, {:?}, features {features:#x}",
+        info.cpuid_base,
+        xen.insn()
+    ));
+    Ok(xen)
+}
+
+impl Runner<'_> {
+    fn now(&self) -> Duration {
+        self.clock.now()
+    }
+
+    /// Points the xenstore waiter at the store port's current pending flag.
+    fn refresh_store_flag(&mut self) {
+        let port = self.platform.store_port;
+        let flag = self.platform.evtchn.pending_flag(port).ok();
+        *self.clock.store.borrow_mut() = flag.map(|f| (port, f));
+    }
+
+    /// Blocks for `duration` (`SCHEDOP_poll` on no port, woken by its timeout).
+    fn sleep(&self, duration: Duration) {
+        let wake = self.now() + duration;
+        let wake_ns = u64::try_from(wake.as_nanos()).unwrap_or(u64::MAX);
+        if self.platform.xen.poll(&mut [], wake_ns).is_err() {
+            self.platform.xen.yield_now();
+        }
+    }
+
+    fn check(&mut self, name: &str, f: impl FnOnce(&mut Self) -> Result<String, String>) {
+        let t0 = self.now();
+        match f(self) {
+            Ok(detail) => {
+                let ms = self.now().saturating_sub(t0).as_millis();
+                self.log
+                    .line(format_args!("{REPORT_PREFIX} ok {name} ({ms} ms) {detail}"));
+                self.summary.passed += 1;
+            }
+            Err(reason) => {
+                report_fail(self.log, name, &reason);
+                self.summary.failed += 1;
+            }
+        }
+    }
+
+    fn read(&self, path: &str) -> Result<String, String> {
+        let v = self
+            .store
+            .read(Txn::NONE, path)
+            .map_err(|e| format!("read {path}: {e}"))?;
+        String::from_utf8(v).map_err(|_| format!("read {path}: not UTF-8"))
+    }
+
+    fn write(&self, path: &str, value: &str) -> Result<(), String> {
+        self.store
+            .write(Txn::NONE, path, value.as_bytes())
+            .map_err(|e| format!("write {path}: {e}"))
+    }
+
+    fn shared_info_time(&mut self) -> Result<String, String> {
+        // The wallclock is whatever dom0 told Xen (0 in the rig, whose dom0
+        // never sets it); only its consistent read is checked.
+        let wc = self
+            .platform
+            .shared_info
+            .wallclock()
+            .map_err(err("wallclock"))?;
+        let vcpu = self.platform.evtchn.vcpu_info().clone();
+        let t1 = vcpu.system_time_ns().map_err(err("system time"))?;
+        self.sleep(Duration::from_millis(10));
+        let t2 = vcpu.system_time_ns().map_err(err("system time"))?;
+        if t2 <= t1 {
+            return Err(format!("system time did not advance: {t1} -> {t2}"));
+        }
+        Ok(format!(
+            "wallclock {} s, system time {t1} -> {t2} ns (+{} us over a 10 ms SCHEDOP_poll)",
+            wc.sec,
+            (t2 - t1) / 1000
+        ))
+    }
+
+    fn xenstore_read_write(&mut self) -> Result<String, String> {
+        let name = self.read("name")?;
+        let domid = self.read("domid")?;
+        self.write("data/xenpv/probe", "hello from the guest")?;
+        let back = self.read("data/xenpv/probe")?;
+        if back != "hello from the guest" {
+            return Err(format!("read back {back:?}"));
+        }
+        let dir = self
+            .store
+            .directory(Txn::NONE, "data/xenpv")
+            .map_err(|e| format!("directory: {e}"))?;
+        if !dir.iter().any(|d| d == "probe") {
+            return Err(format!("directory lacks probe: {dir:?}"));
+        }
+        self.store
+            .remove(Txn::NONE, "data/xenpv/probe")
+            .map_err(|e| format!("rm: {e}"))?;
+        if self.store.read(Txn::NONE, "data/xenpv/probe").is_ok() {
+            return Err("node still there after rm".into());
+        }
+        Ok(format!("name={name} domid={domid}"))
+    }
+
+    fn xenstore_watch(&mut self) -> Result<String, String> {
+        let w = self
+            .store
+            .watch_add("data/xenpv/watched")
+            .map_err(|e| format!("watch: {e}"))?;
+        let first = self
+            .store
+            .watch_wait(w, Duration::from_secs(5))
+            .map_err(|e| format!("wait: {e}"))?;
+        if !first {
+            return Err("no initial watch event".into());
+        }
+        self.write("data/xenpv/watched", "1")?;
+        let fired = self
+            .store
+            .watch_wait(w, Duration::from_secs(5))
+            .map_err(|e| format!("wait: {e}"))?;
+        self.store
+            .watch_remove(w)
+            .map_err(|e| format!("unwatch: {e}"))?;
+        if !fired {
+            return Err("no event after write".into());
+        }
+        Ok("initial event + event after write".into())
+    }
+
+    fn dom0_setup(&mut self) -> Result<(), String> {
+        self.write("data/xenpv/ack", "0")?;
+        self.ack_watch = Some(
+            self.store
+                .watch_add("data/xenpv/ack")
+                .map_err(|e| format!("watch ack: {e}"))?,
+        );
+        let answer = self.dom0("hello", Duration::from_secs(30))?;
+        if answer != "hello" {
+            return Err(format!("dom0 helper answered {answer:?}"));
+        }
+        Ok(())
+    }
+
+    fn dom0(&mut self, cmd: &str, timeout: Duration) -> Result<String, String> {
+        self.seq += 1;
+        let prefix = format!("{} ", self.seq);
+        self.write("data/xenpv/req", &format!("{prefix}{cmd}"))?;
+        let deadline = self.now() + timeout;
+        loop {
+            if let Ok(ack) = self.read("data/xenpv/ack") {
+                if let Some(answer) = ack.strip_prefix(&prefix) {
+                    return Ok(answer.to_string());
+                }
+            }
+            if self.now() > deadline {
+                return Err(format!("dom0 did not answer {cmd:?}"));
+            }
+            match self.ack_watch {
+                Some(w) => {
+                    let _ = self.store.watch_wait(w, Duration::from_millis(500));
+                }
+                None => self.platform.xen.yield_now(),
+            }
+        }
+    }
+
+    /// Waits for `port` to be delivered, blocking in `SCHEDOP_poll` (woken by
+    /// the event itself; a yield would give away a whole time slice).
+    fn wait_port(&mut self, port: u32, timeout: Duration) -> Result<(), String> {
+        let deadline = self.now() + timeout;
+        loop {
+            let mut hit = false;
+            self.platform
+                .evtchn
+                .poll(64, |p| hit |= p == port)
+                .map_err(err("poll"))?;
+            if hit {
+                return Ok(());
+            }
+            let now = self.now();
+            if now > deadline {
+                return Err(format!("no event on port {port} within {timeout:?}"));
+            }
+            let wake = (now + Duration::from_millis(100)).min(deadline);
+            let wake_ns = u64::try_from(wake.as_nanos()).unwrap_or(u64::MAX);
+            if self.platform.xen.poll(&mut [port], wake_ns).is_err() {
+                self.platform.xen.yield_now();
+            }
+        }
+    }
+
+    fn abi_name(&self) -> &'static str {
+        match self.platform.evtchn.abi() {
+            EvtchnAbi::TwoLevel => "2-level",
+            EvtchnAbi::Fifo => "FIFO",
+        }
+    }
+
+    fn loopback_pair(&mut self) -> Result<(u32, u32), String> {
+        let ev = &mut self.platform.evtchn;
+        let a = ev.alloc_unbound(DOMID_SELF).map_err(err("alloc_unbound"))?;
+        let b = ev
+            .bind_interdomain(DOMID_SELF, a)
+            .map_err(err("bind_interdomain"))?;
+        Ok((a, b))
+    }
+
+    fn evtchn_loopback(&mut self) -> Result<String, String> {
+        let (a, b) = self.loopback_pair()?;
+        self.platform.evtchn.unmask(b).map_err(err("unmask"))?;
+        for i in 0..LOOPBACK_COUNT {
+            self.platform.evtchn.send(a).map_err(err("send"))?;
+            self.wait_port(b, Duration::from_secs(5))
+                .map_err(|e| format!("notification {i}: {e}"))?;
+            self.platform.evtchn.unmask(b).map_err(err("unmask"))?;
+        }
+        // Coalescing: two sends while masked are one event.
+        self.platform.evtchn.mask(b).map_err(err("mask"))?;
+        self.platform.evtchn.send(a).map_err(err("send"))?;
+        self.platform.evtchn.send(a).map_err(err("send"))?;
+        if !self.platform.evtchn.is_pending(b).map_err(err("pending"))? {
+            return Err("masked port not pending after send".into());
+        }
+        self.platform.evtchn.unmask(b).map_err(err("unmask"))?;
+        self.wait_port(b, Duration::from_secs(5))?;
+        self.platform.evtchn.close(b).map_err(err("close"))?;
+        self.platform.evtchn.close(a).map_err(err("close"))?;
+        Ok(format!(
+            "{} ABI, ports {a}<->{b}, {LOOPBACK_COUNT} notifications",
+            self.abi_name()
+        ))
+    }
+
+    fn evtchn_upcall(&mut self) -> Result<String, String> {
+        self.platform
+            .evtchn
+            .set_callback_vector(UPCALL_VECTOR)
+            .map_err(err("HVM_PARAM_CALLBACK_IRQ"))?;
+        let (a, b) = self.loopback_pair()?;
+        self.platform.evtchn.unmask(b).map_err(err("unmask"))?;
+        let before = UPCALLS.load(Ordering::SeqCst);
+        x86::enable_interrupts();
+        self.platform.evtchn.send(a).map_err(err("send"))?;
+        let deadline = self.now() + Duration::from_secs(5);
+        while UPCALLS.load(Ordering::SeqCst) == before && self.now() < deadline {
+            self.platform.xen.yield_now();
+        }
+        x86::disable_interrupts();
+        let taken = UPCALLS.load(Ordering::SeqCst) - before;
+        self.wait_port(b, Duration::from_secs(5))?;
+        self.platform.evtchn.close(b).map_err(err("close"))?;
+        self.platform.evtchn.close(a).map_err(err("close"))?;
+        if taken == 0 {
+            return Err(format!("no upcall on vector {UPCALL_VECTOR:#x} within 5 s"));
+        }
+        Ok(format!(
+            "callback vector {UPCALL_VECTOR:#x}: {taken} upcall(s)"
+        ))
+    }
+
+    fn evtchn_interdomain(&mut self) -> Result<String, String> {
+        let port = self
+            .platform
+            .evtchn
+            .alloc_unbound(0)
+            .map_err(err("alloc_unbound"))?;
+        let answer = self.dom0(&format!("evtchn-echo {port}"), Duration::from_secs(30))?;
+        let count = answer
+            .strip_prefix("bound ")
+            .and_then(|c| c.parse::<u32>().ok())
+            .filter(|&c| c > 0 && c <= ECHO_MAX)
+            .ok_or_else(|| format!("dom0: {answer}"))?;
+        self.platform.evtchn.unmask(port).map_err(err("unmask"))?;
+        let t0 = self.now();
+        for i in 0..count {
+            self.platform.evtchn.send(port).map_err(err("send"))?;
+            self.wait_port(port, Duration::from_secs(10))
+                .map_err(|e| format!("round trip {i}: {e}"))?;
+            self.platform.evtchn.unmask(port).map_err(err("unmask"))?;
+        }
+        let us = self.now().saturating_sub(t0).as_micros() / u128::from(count);
+        let result = self.dom0("evtchn-result", Duration::from_secs(30))?;
+        self.platform.evtchn.close(port).map_err(err("close"))?;
+        let expect = format!("received {count} sent {count}");
+        if result != expect {
+            return Err(format!("dom0 counted {result:?}, expected {expect:?}"));
+        }
+        Ok(format!(
+            "{} ABI, port {port}: {count} round trips = {} notifications with dom0, none lost, {us} us per round trip",
+            self.abi_name(),
+            2 * u64::from(count)
+        ))
+    }
+
+    fn gnttab_growth(&mut self) -> Result<String, String> {
+        let page = self.pool_page()?;
+        let pfn = page.pfn(0).ok_or("no pfn")?.0;
+        let gnttab = &mut self.platform.gnttab;
+        let start = gnttab.frames();
+        let max = gnttab.max_frames();
+        let mut refs = Vec::new();
+        while gnttab.frames() < GROW_TO_FRAMES {
+            match gnttab.grant(0, pfn, true) {
+                Ok(r) => refs.push(r),
+                Err(e) => {
+                    let n = refs.len();
+                    for r in refs {
+                        let _ = gnttab.revoke(r);
+                    }
+                    return Err(format!(
+                        "grant {n} failed: {e:?} at {} frames (max {max})",
+                        gnttab.frames()
+                    ));
+                }
+            }
+        }
+        let n = refs.len();
+        for r in refs {
+            gnttab.revoke(r).map_err(|e| format!("revoke {r}: {e:?}"))?;
+        }
+        let frames = gnttab.frames();
+        self.pool_free(page);
+        Ok(format!(
+            "{start} -> {frames} frames (max {max}), {n} grants made and revoked"
+        ))
+    }
+
+    fn pool_page(&self) -> Result<Pages, String> {
+        (&self.pool)
+            .alloc(1)
+            .map_err(|_| "page pool exhausted".to_string())
+    }
+
+    fn pool_free(&self, page: Pages) {
+        (&self.pool).free(page);
+    }
+
+    fn gnttab_dom0_map(&mut self) -> Result<String, String> {
+        let page = self.pool_page()?;
+        let base = page.as_ptr().as_ptr();
+        for i in 0..PAGE_SIZE / 2 {
+            // SAFETY: `base` is our page, `i` inside its first half; nobody
+            // else maps it yet.
+            unsafe { core::ptr::write_volatile(base.wrapping_add(i), pattern_guest(i)) };
+        }
+        let pfn = page.pfn(0).ok_or("no pfn")?.0;
+        let gref = self
+            .platform
+            .gnttab
+            .grant(0, pfn, false)
+            .map_err(err("grant"))?;
+        let answer = self.dom0(&format!("gnt-map {gref}"), Duration::from_secs(30))?;
+        if answer != "mapped ok" {
+            let _ = self.platform.gnttab.revoke(gref);
+            return Err(format!("dom0: {answer}"));
+        }
+        let refused = self.platform.gnttab.revoke(gref);
+        let mut bad = None;
+        for i in PAGE_SIZE / 2..PAGE_SIZE {
+            // SAFETY: our page; dom0 wrote the second half before answering.
+            let b = unsafe { core::ptr::read_volatile(base.wrapping_add(i)) };
+            if b != pattern_dom0(i) {
+                bad = Some(i);
+                break;
+            }
+        }
+        let unmapped = self.dom0("gnt-unmap", Duration::from_secs(30))?;
+        let revoked = self.platform.gnttab.revoke(gref);
+        if refused != Err(GrantFailure::InUse) {
+            // Leak the page: it may still be mapped.
+            return Err(format!("revoke while mapped returned {refused:?}"));
+        }
+        if unmapped != "unmapped" {
+            return Err(format!("dom0: {unmapped}"));
+        }
+        revoked.map_err(|e| format!("revoke after unmap: {e:?}"))?;
+        self.pool_free(page);
+        if let Some(i) = bad {
+            return Err(format!("dom0's bytes wrong at offset {i}"));
+        }
+        Ok(format!(
+            "gref {gref}: dom0 read ours and wrote its own; revoke refused while mapped, accepted after unmap"
+        ))
+    }
+
+    fn balloon(&mut self) -> Result<String, String> {
+        // libxl does not make this key guest-writable (XENBUS writes it where
+        // the toolstack does): EACCES is expected in the rig.
+        let feature = match self.store.write(Txn::NONE, "control/feature-balloon", b"1") {
+            Ok(()) => "feature-balloon written",
+            Err(_) => "feature-balloon not writable",
+        };
+        let target = self.read("memory/target")?;
+        let xen = self.platform.xen.clone();
+        let before = xen
+            .current_reservation()
+            .map_err(err("current_reservation"))?;
+        let mut balloon = Balloon::new();
+        let out = balloon
+            .inflate(&xen, &self.pool, BALLOON_PAGES)
+            .map_err(err("inflate"))?;
+        let during = xen
+            .current_reservation()
+            .map_err(err("current_reservation"))?;
+        let back = balloon
+            .deflate(&xen, &self.pool, BALLOON_PAGES)
+            .map_err(err("deflate"))?;
+        let after = xen
+            .current_reservation()
+            .map_err(err("current_reservation"))?;
+        if out != BALLOON_PAGES || back != BALLOON_PAGES {
+            return Err(format!(
+                "moved {out} out and {back} back of {BALLOON_PAGES}"
+            ));
+        }
+        if during + BALLOON_PAGES as u64 != before || after != before {
+            return Err(format!("reservation {before} -> {during} -> {after} pages"));
+        }
+        Ok(format!(
+            "memory/target {target} KiB, {feature}; reservation {before} -> {during} -> {after} pages"
+        ))
+    }
+
+    fn watchdog(&mut self) -> Result<String, String> {
+        let xen = &self.platform.xen;
+        let id = xen.watchdog(0, 60).map_err(err("create"))?;
+        if id == 0 {
+            return Err("watchdog id 0".into());
+        }
+        xen.watchdog(id, 60).map_err(err("pet"))?;
+        xen.watchdog(id, 0).map_err(err("destroy"))?;
+        Ok(format!("watchdog {id} created, petted, destroyed"))
+    }
+
+    fn suspend_resume(&mut self) -> Result<String, String> {
+        self.write("control/feature-suspend", "1")?;
+        let domid_before = self.read("domid")?;
+        self.write("control/shutdown", "")?;
+        let w = self
+            .store
+            .watch_add("control/shutdown")
+            .map_err(|e| format!("watch: {e}"))?;
+        let answer = self.dom0("save-restore", Duration::from_secs(30))?;
+        if answer != "saving" {
+            return Err(format!("dom0: {answer}"));
+        }
+        let deadline = self.now() + Duration::from_secs(60);
+        loop {
+            if self.read("control/shutdown").is_ok_and(|v| v == "suspend") {
+                break;
+            }
+            if self.now() > deadline {
+                return Err("no control/shutdown = suspend within 60 s".into());
+            }
+            let _ = self.store.watch_wait(w, Duration::from_millis(500));
+        }
+        self.store
+            .watch_remove(w)
+            .map_err(|e| format!("unwatch: {e}"))?;
+        // Acknowledge, as the toolstack expects, then suspend.
+        self.write("control/shutdown", "")?;
+        let mut hooks = Hooks::default();
+        let t0 = self.now();
+        let outcome = self
+            .platform
+            .suspend(&mut hooks, &IdentityMapper)
+            .map_err(err("suspend"))?;
+        let transport = RingTransport::new(
+            self.platform.store.clone(),
+            StoreNotify::new(self.platform.xen.clone(), self.platform.store_port),
+        )
+        .map_err(err("xenstore ring after resume"))?;
+        self.refresh_store_flag();
+        self.store
+            .reconnect(transport)
+            .map_err(|e| format!("xenstore reconnect: {e}"))?;
+        let domid_after = self.read("domid")?;
+        // A new domain has a new home: re-create our protocol nodes there.
+        self.write("data/xenpv/ack", "0")?;
+        self.ack_watch = Some(
+            self.store
+                .watch_add("data/xenpv/ack")
+                .map_err(|e| format!("watch ack: {e}"))?,
+        );
+        let ms = self.now().saturating_sub(t0).as_millis();
+        if outcome != SuspendOutcome::Resumed {
+            return Err(format!("suspend was cancelled ({outcome:?})"));
+        }
+        if hooks.calls != ["suspend", "early", "late"] {
+            return Err(format!("hooks ran as {:?}", hooks.calls));
+        }
+        Ok(format!(
+            "domid {domid_before} -> {domid_after}, {ms} ms of guest time across save/restore"
+        ))
+    }
+
+    fn after_resume(&mut self) -> Result<String, String> {
+        let answer = self.dom0("hello", Duration::from_secs(60))?;
+        if answer != "hello" {
+            return Err(format!("dom0 helper answered {answer:?}"));
+        }
+        let lo = self.evtchn_loopback()?;
+        let inter = self.evtchn_interdomain()?;
+        let gnt = self.gnttab_dom0_map()?;
+        Ok(format!("xenstore ok; {lo}; {inter}; {gnt}"))
+    }
+}
+
+/// Byte `i` of what the guest writes into the first half of the granted page.
+pub fn pattern_guest(i: usize) -> u8 {
+    i.wrapping_mul(7).wrapping_add(3).to_le_bytes()[0]
+}
+
+/// Byte `i` of what dom0 writes into the second half.
+pub fn pattern_dom0(i: usize) -> u8 {
+    i.wrapping_mul(13).wrapping_add(1).to_le_bytes()[0]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_differ_and_cover_all_bytes() {
+        let g: Vec<u8> = (0..256).map(pattern_guest).collect();
+        let mut sorted = g.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), 256);
+        assert!((0..4096).any(|i| pattern_guest(i) != pattern_dom0(i)));
+        assert_eq!(
+            pattern_dom0(2048),
+            u8::try_from((2048 * 13 + 1) % 256).unwrap()
+        );
+    }
+}

@@ -1,0 +1,40 @@
+//! A freestanding PVH test kernel for the rig: it boots as a Xen domU, brings
+//! up `xenbus-core`'s guest platform against the real hypervisor, xenstored and
+//! dom0, runs the checks of [`checks`] and reports each one on its consoles.
+//!
+//! The library is ordinary `no_std` code that also builds (and unit-tests) on
+//! the host; the binary (`--features kernel`, built by `cargo xtask rig test
+//! guest` with the flags in `build/xtask/src/rig/guest.rs`) adds the entry
+//! code, the linker script, the interrupt table, the heap and the panic
+//! handler.
+//!
+//! Report format, one line each, on the PV console and port 0xE9:
+//! ```text
+//! XENPV-GUEST ok <check> (<ms> ms) <details>
+//! XENPV-GUEST FAIL <check>: <reason>
+//! XENPV-GUEST done <passed> passed, <failed> failed, <ms> ms since boot
+//! ```
+//! The dom0 side (`build/rig-tests/src/suites/guest.rs`) answers the requests of
+//! [`checks`] under `data/xenpv/` in the guest's xenstore home.
+#![no_std]
+
+extern crate alloc;
+
+pub mod checks;
+pub mod heap;
+pub mod log;
+pub mod pool;
+pub mod x86;
+
+/// The prefix of every report line.
+pub const REPORT_PREFIX: &str = "XENPV-GUEST";
+/// The vector the event-channel upcall arrives on (`HVM_PARAM_CALLBACK_IRQ`).
+pub const UPCALL_VECTOR: u8 = 0xf3;
+/// Guest frame where shared info and the grant frames are placed: an
+/// unpopulated range inside the kernel's identity map (PVH has no MMIO there).
+pub const FRAME_AREA_GPFN: u64 = 0xf_0000;
+/// Pages in that area: shared info + up to 64 grant frames.
+pub const FRAME_AREA_PAGES: usize = 65;
+
+/// Upcalls taken (incremented by the interrupt handler).
+pub static UPCALLS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);

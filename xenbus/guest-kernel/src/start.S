@@ -1,0 +1,169 @@
+/* PVH entry (Xen's XEN_ELFNOTE_PHYS32_ENTRY): 32-bit protected mode, paging
+ * off, flat segments, %ebx = physical address of struct hvm_start_info.
+ * We build page tables identity-mapping 0-4 GiB with 2 MiB pages (Xen's
+ * special pages sit just below 4 GiB), enable SSE (the x86_64 Rust target
+ * assumes it), enter long mode and call kernel_main(start_info).
+ * No preprocessor: included by Rust's global_asm!. */
+        .equ ELFNOTE_PHYS32_ENTRY, 18
+        .equ STACK_SIZE, 262144
+
+        .section .note.Xen, "a", @note
+        .p2align 2
+        .long 4, 4, ELFNOTE_PHYS32_ENTRY
+        .asciz "Xen"
+        .long pvh_start32
+
+        .section .text.entry32, "ax"
+        .code32
+        .globl pvh_start32
+pvh_start32:
+        cld
+        mov     $boot_stack_top, %esp
+        /* zero PML4, PDPT and four page directories */
+        mov     $boot_pml4, %edi
+        mov     $(6 * 1024), %ecx
+        xor     %eax, %eax
+        rep stosl
+        movl    $(boot_pdpt + 3), boot_pml4
+        mov     $(boot_pd + 3), %eax
+        xor     %ecx, %ecx
+1:      mov     %eax, boot_pdpt(, %ecx, 8)
+        add     $4096, %eax
+        inc     %ecx
+        cmp     $4, %ecx
+        jb      1b
+        xor     %ecx, %ecx
+2:      mov     %ecx, %eax              /* pd[i] = i << 21 | PS | RW | P */
+        shl     $21, %eax
+        or      $0x83, %eax
+        mov     %eax, boot_pd(, %ecx, 8)
+        inc     %ecx
+        cmp     $2048, %ecx
+        jb      2b
+        mov     %cr0, %eax
+        and     $~0x4, %eax             /* EM = 0 */
+        or      $0x2, %eax              /* MP = 1 */
+        mov     %eax, %cr0
+        mov     %cr4, %eax
+        or      $0x620, %eax            /* PAE | OSFXSR | OSXMMEXCPT */
+        mov     %eax, %cr4
+        mov     $boot_pml4, %eax
+        mov     %eax, %cr3
+        mov     $0xc0000080, %ecx       /* EFER.LME */
+        rdmsr
+        or      $0x100, %eax
+        wrmsr
+        mov     %cr0, %eax
+        or      $0x80000001, %eax       /* PG | PE */
+        mov     %eax, %cr0
+        lgdt    boot_gdt_desc
+        ljmp    $0x08, $start64
+
+        .code64
+start64:
+        mov     $0x10, %eax
+        mov     %eax, %ds
+        mov     %eax, %es
+        mov     %eax, %ss
+        mov     %eax, %fs
+        mov     %eax, %gs
+        mov     $boot_stack_top, %rsp
+        mov     %ebx, %edi
+        call    kernel_main
+3:      cli
+        hlt
+        jmp     3b
+
+/* Exception stubs: push a dummy error code where the CPU pushes none, then
+ * the vector, and go to the common path, which calls
+ * kernel_exception(vector, frame) (it never returns). */
+        .macro EXC_NOERR n
+        .globl exc_stub_\n
+exc_stub_\n:
+        push    $0
+        push    $\n
+        jmp     exc_common
+        .endm
+        .macro EXC_ERR n
+        .globl exc_stub_\n
+exc_stub_\n:
+        push    $\n
+        jmp     exc_common
+        .endm
+        EXC_NOERR 0
+        EXC_NOERR 1
+        EXC_NOERR 2
+        EXC_NOERR 3
+        EXC_NOERR 4
+        EXC_NOERR 5
+        EXC_NOERR 6
+        EXC_NOERR 7
+        EXC_ERR 8
+        EXC_NOERR 9
+        EXC_ERR 10
+        EXC_ERR 11
+        EXC_ERR 12
+        EXC_ERR 13
+        EXC_ERR 14
+        EXC_NOERR 15
+        EXC_NOERR 16
+        EXC_ERR 17
+        EXC_NOERR 18
+        EXC_NOERR 19
+exc_common:
+        mov     (%rsp), %rdi            /* vector */
+        lea     8(%rsp), %rsi           /* error code, then rip, cs, rflags, rsp, ss */
+        and     $~0xf, %rsp
+        call    kernel_exception
+4:      cli
+        hlt
+        jmp     4b
+
+/* The event-channel upcall: save the caller-saved and SSE registers, call
+ * kernel_upcall(), restore, return from the interrupt. */
+        .globl upcall_stub
+upcall_stub:
+        push    %rbp
+        push    %rax
+        push    %rcx
+        push    %rdx
+        push    %rsi
+        push    %rdi
+        push    %r8
+        push    %r9
+        push    %r10
+        push    %r11
+        mov     %rsp, %rbp
+        sub     $512, %rsp              /* the SSE state the Rust code may touch */
+        and     $~0xf, %rsp
+        fxsave  (%rsp)
+        call    kernel_upcall
+        fxrstor (%rsp)
+        mov     %rbp, %rsp
+        pop     %r11
+        pop     %r10
+        pop     %r9
+        pop     %r8
+        pop     %rdi
+        pop     %rsi
+        pop     %rdx
+        pop     %rcx
+        pop     %rax
+        pop     %rbp
+        iretq
+
+        .section .rodata
+        .p2align 3
+boot_gdt:
+        .quad 0, 0x00af9a000000ffff, 0x00cf92000000ffff
+boot_gdt_desc:
+        .word 23
+        .long boot_gdt
+
+        .section .bss
+        .p2align 12
+boot_pml4:      .skip 4096
+boot_pdpt:      .skip 4096
+boot_pd:        .skip 4 * 4096
+boot_stack:     .skip STACK_SIZE
+boot_stack_top:
