@@ -242,7 +242,7 @@ impl<C, R: RingPages> Frontend<C, R> {
     pub fn logical_unit(&self) -> Option<LogicalUnit> {
         let info = self.info?;
         let features = self.queues.first()?.features();
-        let max_bytes = features.max_segments() * xenbus_interface::api::PAGE_SIZE;
+        let max_bytes = features.max_bytes();
         Some(LogicalUnit {
             block_size: info.sector_size,
             physical_block_size: info.physical_sector_size,

@@ -58,6 +58,19 @@ impl Features {
             BLKIF_MAX_SEGMENTS_PER_REQUEST
         }
     }
+
+    /// Most scatter-list elements one request may have: twice the blkif
+    /// segments, so that a misaligned buffer (one element more than it has
+    /// pages) or a list of sub-page pieces still fits; such lists go through
+    /// the copy pool.
+    pub fn max_caller_segments(&self) -> usize {
+        2 * self.max_segments()
+    }
+
+    /// Largest request in bytes.
+    pub fn max_bytes(&self) -> usize {
+        self.max_segments() * PAGE_SIZE
+    }
 }
 
 /// Why a queue stopped trusting its backend.
@@ -161,7 +174,7 @@ impl Shadow {
             tag: 0,
             operation: Operation::Flush,
             sector: 0,
-            segments: Vec::with_capacity(max_segments),
+            segments: Vec::with_capacity(2 * max_segments),
             phase: Phase::Data,
             sent_op: 0,
             grants: Vec::with_capacity(max_segments),
@@ -267,8 +280,8 @@ impl<C, R: RingMemory> Queue<C, R> {
     pub(crate) fn grow(&mut self, count: usize) {
         let max_segments = self.features.max_segments();
         for shadow in &mut self.shadows {
-            if shadow.segments.capacity() < max_segments {
-                let extra = max_segments - shadow.segments.len();
+            if shadow.segments.capacity() < 2 * max_segments {
+                let extra = 2 * max_segments - shadow.segments.len();
                 shadow.segments.reserve(extra);
                 shadow.grants.reserve(max_segments - shadow.grants.len());
                 shadow
@@ -370,8 +383,11 @@ impl<C, R: RingMemory> Queue<C, R> {
                 "length is not a whole number of sectors",
             ));
         }
-        if req.segments.len() > f.max_segments() {
+        if req.segments.len() > f.max_caller_segments() {
             return Err(SubmitError::Invalid("more segments than the device takes"));
+        }
+        if bytes > f.max_bytes() {
+            return Err(SubmitError::Invalid("larger than the maximum transfer"));
         }
         let sectors = match req.operation {
             Operation::Read => bytes as u64 / 512,
@@ -542,7 +558,7 @@ impl<C, R: RingMemory> Queue<C, R> {
         let write = matches!(shadow.operation, Operation::Write { .. });
         let bytes = shadow.bytes();
         let aligned = shadow.segments.iter().all(Segment::sector_aligned);
-        let copy = f.persistent || !aligned;
+        let copy = f.persistent || !aligned || shadow.segments.len() > f.max_segments();
         let count = if copy {
             bytes.div_ceil(PAGE_SIZE)
         } else {

@@ -524,6 +524,30 @@ fn large_requests_go_indirect() {
         (be.seen[0].operation, be.seen[0].segments),
         (BLKIF_OP_READ, 256)
     );
+    // A misaligned 1 MiB buffer has 257 elements: it goes through the pool.
+    let misaligned: Vec<Segment> = core::iter::once(Segment::new(frames[0], 512, 3584).unwrap())
+        .chain(
+            frames[1..]
+                .iter()
+                .map(|f| Segment::new(*f, 0, 4096).unwrap()),
+        )
+        .chain(core::iter::once(Segment::new(frames[0], 0, 512).unwrap()))
+        .collect();
+    assert_eq!(misaligned.len(), 257);
+    fe.submit(
+        0,
+        &IoRequest {
+            tag: 11,
+            operation: Operation::Read,
+            sector: 0,
+            segments: &misaligned,
+        },
+        platform(&xen),
+    )
+    .unwrap();
+    be.serve();
+    poll_all(&mut fe, &xen, &mut done);
+    assert_eq!(done[1].status, Status::Ok);
     let too_many: Vec<Segment> = segs.iter().chain(segs.iter().take(1)).copied().collect();
     assert!(matches!(
         fe.submit(
