@@ -82,8 +82,9 @@ impl CtrlRequest {
                 offset,
                 count,
             } => (
+                // netif.h: data[1] is the size, data[2] the offset.
                 XEN_NETIF_CTRL_TYPE_SET_HASH_MAPPING,
-                [gref.0, offset, count],
+                [gref.0, count, offset],
             ),
         };
         XenNetifCtrlRequest {
@@ -315,7 +316,7 @@ mod tests {
         .encode(4);
         assert_eq!(
             (wire.r#type, wire.data),
-            (XEN_NETIF_CTRL_TYPE_SET_HASH_MAPPING, [11, 0, 64])
+            (XEN_NETIF_CTRL_TYPE_SET_HASH_MAPPING, [11, 64, 0])
         );
         front.submit(CtrlRequest::GetHashMappingSize).unwrap();
         answer(&mut back, |r| {

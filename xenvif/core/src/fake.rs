@@ -717,7 +717,7 @@ impl FakeNetback {
                     .collect();
                 store.set(&alloc::format!("{}/state", self.backend), "4");
             }
-            ("6" | "5", "5") | ("5", "4") => {
+            ("6" | "5", "5") | ("5", "4" | "2") => {
                 self.queues.clear();
                 self.control = None;
                 store.set(&alloc::format!("{}/state", self.backend), "6");

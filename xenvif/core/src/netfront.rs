@@ -20,8 +20,8 @@ use core::time::Duration;
 use xen_abi::ring::{RingMemory, RingSetupError};
 use xen_abi::xs_wire::XsError;
 use xenbus_interface::api::{
-    DomId, EventChannels, EvtchnError, GrantError, GrantRef, GrantTable, Memory, OutOfMemory, Pages,
-    Pfn, Port, Store, StoreError, Txn, XenbusState,
+    DomId, EventChannels, EvtchnError, GrantError, GrantRef, GrantTable, Memory, OutOfMemory,
+    Pages, Pfn, Port, Store, StoreError, Txn, XenbusState,
 };
 
 use crate::backend::{BackendFeatures, FrontendKeys, join, read_u32};
@@ -677,11 +677,14 @@ impl<R: RingMemory, C> Netfront<R, C> {
         }
     }
 
-    /// After a backend reset (its state went to `Closing`/`Closed`/`InitWait`
-    /// while we were connected): tears everything down like
-    /// [`Netfront::release`], then runs the handshake again. Packets in flight
-    /// complete with an error (the network layer retransmits); rx pages come
-    /// back through `recycle` to be posted again.
+    /// After a backend reset (its state left `Connected`): closes our side of
+    /// the old session first (`Closing`, so a backend that came back and
+    /// re-attached to the old rings lets go of them, or one that is closing
+    /// finishes), tears everything down like [`Netfront::release`], says
+    /// `Closed`, waits for the backend to be `Closed` or `InitWait`, then runs
+    /// the handshake again. Packets in flight complete with an error (the
+    /// network layer retransmits); rx pages come back through `recycle` to be
+    /// posted again.
     pub fn reconnect<S, E, G, P>(
         &mut self,
         platform: Platform<'_, S, E, G, P>,
@@ -695,21 +698,25 @@ impl<R: RingMemory, C> Netfront<R, C> {
         G: GrantTable,
         P: RingPages<Ring = R>,
     {
+        let store = platform.store;
+        write_state(store, &self.frontend, XenbusState::Closing)?;
+        let closing = wait_state(store, &self.backend, XenbusState::Closing, timeout, |s| {
+            !matches!(
+                s,
+                XenbusState::Connected | XenbusState::Reconfiguring | XenbusState::Reconfigured
+            )
+        });
+        // Whatever the backend did, the old rings go now (grants it still
+        // maps are quarantined).
         self.release(platform, complete, recycle);
-        // Let the backend finish closing before we ask for a new session.
-        if matches!(
-            read_state(platform.store, &self.backend),
-            Ok(XenbusState::Closing)
-        ) {
-            write_state(platform.store, &self.frontend, XenbusState::Closed)?;
-            wait_state(
-                platform.store,
-                &self.backend,
-                XenbusState::Closed,
-                timeout,
-                |s| matches!(s, XenbusState::Closed | XenbusState::InitWait),
-            )?;
-        }
+        closing?;
+        write_state(store, &self.frontend, XenbusState::Closed)?;
+        wait_state(store, &self.backend, XenbusState::Closed, timeout, |s| {
+            matches!(
+                s,
+                XenbusState::Closed | XenbusState::InitWait | XenbusState::Unknown
+            )
+        })?;
         self.stats.reconnects += 1;
         self.talk_to_backend(platform, timeout)
     }
@@ -1127,6 +1134,25 @@ mod tests {
         );
         assert_eq!(dev.stats.reconnects, 1);
         assert_eq!(fake.store.get("device/vif/0/state").as_deref(), Some("4"));
+        traffic(&fake, &mut dev, 0);
+    }
+
+    #[test]
+    fn reconnects_when_the_backend_comes_back_on_its_own() {
+        let fake = FakePlatform::new(FULL);
+        let mut dev = connect(&fake, Settings::default()).unwrap();
+        // netback unbound and bound again: a fresh InitWait while we still
+        // say Connected.
+        fake.netback.borrow_mut().queues.clear();
+        fake.store.set("/local/domain/0/backend/vif/1/0/state", "2");
+        dev.reconnect(
+            fake.platform(),
+            Duration::from_secs(1),
+            &mut |_| {},
+            &mut |_| {},
+        )
+        .unwrap();
+        assert_eq!(dev.stats.reconnects, 1);
         traffic(&fake, &mut dev, 0);
     }
 
