@@ -469,6 +469,33 @@ pub trait Debug {
     fn deregister(&self, registration: Self::Registration);
 }
 
+/// Emulated devices QEMU can unplug at the next boot, so the PV drivers own
+/// the disks and NICs alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UnplugDevices {
+    /// Emulated network cards.
+    Nics,
+    /// Emulated disks (IDE/AHCI), except what the bus must keep to boot.
+    Disks,
+}
+
+/// Emulated device unplug: maps onto XENBUS's UNPLUG interface. Requests
+/// count per device type (each frontend driver makes one) and take effect at
+/// the next boot.
+pub trait Unplug {
+    /// Makes (`make`) or withdraws a request to unplug `devices`.
+    fn request(&self, devices: UnplugDevices, make: bool);
+    /// Whether an unplug of `devices` is requested; `None` when the bus is too
+    /// old to say (UNPLUG version 1).
+    fn is_requested(&self, devices: UnplugDevices) -> Option<bool>;
+    /// Whether the system booted from an emulated disk (then disks cannot be
+    /// unplugged); `None` when the bus is too old to say (before version 3).
+    fn boot_emulated(&self) -> Option<bool>;
+    /// Asks for a reboot on behalf of `module` (a driver name); false when the
+    /// bus is too old to take the request (before version 3).
+    fn reboot(&self, module: &str) -> bool;
+}
+
 /// A shared implementation is an implementation (a platform object held by
 /// both a provider and the test that inspects it).
 impl<S: Store + ?Sized> Store for alloc::sync::Arc<S> {

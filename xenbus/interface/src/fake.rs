@@ -554,3 +554,54 @@ impl Debug for FakeDebug {
         self.state.lock().callbacks.remove(&registration.0);
     }
 }
+
+/// Unplug requests as counters per device type (each `make` adds one, each
+/// withdrawal takes one away), with what booted and the reboots asked for.
+#[derive(Debug, Default)]
+pub struct FakeUnplug {
+    state: Mutex<(u32, u32, bool, Vec<String>)>,
+}
+
+impl FakeUnplug {
+    /// Pretends the system booted from an emulated disk.
+    pub fn set_boot_emulated(&self, emulated: bool) {
+        self.state.lock().2 = emulated;
+    }
+
+    /// The modules that asked for a reboot.
+    pub fn reboots(&self) -> Vec<String> {
+        self.state.lock().3.clone()
+    }
+}
+
+impl crate::api::Unplug for FakeUnplug {
+    fn request(&self, devices: crate::api::UnplugDevices, make: bool) {
+        let mut state = self.state.lock();
+        let count = match devices {
+            crate::api::UnplugDevices::Nics => &mut state.0,
+            crate::api::UnplugDevices::Disks => &mut state.1,
+        };
+        *count = if make {
+            count.saturating_add(1)
+        } else {
+            count.saturating_sub(1)
+        };
+    }
+
+    fn is_requested(&self, devices: crate::api::UnplugDevices) -> Option<bool> {
+        let state = self.state.lock();
+        Some(match devices {
+            crate::api::UnplugDevices::Nics => state.0 > 0,
+            crate::api::UnplugDevices::Disks => state.1 > 0,
+        })
+    }
+
+    fn boot_emulated(&self) -> Option<bool> {
+        Some(self.state.lock().2)
+    }
+
+    fn reboot(&self, module: &str) -> bool {
+        self.state.lock().3.push(module.to_string());
+        true
+    }
+}

@@ -59,7 +59,7 @@
 //! assert!(provider.outstanding() == Default::default());
 //! ```
 //!
-//! The other four go the same way:
+//! The others go the same way:
 //!
 //! | trait | bus side (serve) | child side (consume) |
 //! |---|---|---|
@@ -68,6 +68,7 @@
 //! | `GrantTable` | `gnttab::bus::GnttabProvider::new(impl)` | `gnttab::child::ChildGnttab::new(&bus, c"name", capacity)` |
 //! | `Suspend` | `suspend::bus::SuspendProvider::new(impl)` | `suspend::child::ChildSuspend::new(&bus)` |
 //! | `Debug` | `debug::bus::DebugProvider::new(impl)` | `debug::child::ChildDebug::new(&bus)` |
+//! | `Unplug` | `unplug::bus::UnplugProvider::new(impl)` | `unplug::child::ChildUnplug::new(&bus)` |
 //!
 //! Notes for a platform serving itself (the rig):
 //! * one [`serve::Bus`] holds every provider (`bus.serve(&provider)`); or

@@ -710,3 +710,71 @@ fn store_watch_waits_across_threads() {
     });
     assert_eq!(provider.outstanding(), Outstanding::default());
 }
+
+#[test]
+fn unplug_round_trip_on_every_version() {
+    use xenbus_interface::api::{Unplug, UnplugDevices};
+    use xenbus_interface::fake::FakeUnplug;
+    use xenbus_interface::serve::QueryInterface;
+    use xenbus_interface::types::{Guid, Interface, NtStatus, STATUS_NOT_SUPPORTED};
+    use xenbus_interface::unplug::bus::UnplugProvider;
+    use xenbus_interface::unplug::child::ChildUnplug;
+
+    /// A bus that knows UNPLUG up to `max` only.
+    struct Older<'a>(&'a Bus<'a>, u16);
+    // SAFETY: forwards to a bus whose tables live as long as `'a`.
+    unsafe impl QueryInterface for Older<'_> {
+        unsafe fn query_interface(
+            &self,
+            guid: &Guid,
+            version: u16,
+            buffer: *mut Interface,
+            size: u16,
+        ) -> NtStatus {
+            if version > self.1 {
+                return STATUS_NOT_SUPPORTED;
+            }
+            // SAFETY: the caller's guarantee, passed on.
+            unsafe { self.0.query_interface(guid, version, buffer, size) }
+        }
+    }
+
+    let provider = UnplugProvider::new(FakeUnplug::default());
+    let mut bus = Bus::new();
+    bus.serve(&provider).unwrap();
+    provider.unplug().set_boot_emulated(true);
+
+    let unplug = ChildUnplug::new(&bus).unwrap();
+    assert_eq!(unplug.version(), 3);
+    unplug.request(UnplugDevices::Disks, true);
+    assert_eq!(unplug.is_requested(UnplugDevices::Disks), Some(true));
+    assert_eq!(unplug.is_requested(UnplugDevices::Nics), Some(false));
+    assert_eq!(unplug.boot_emulated(), Some(true));
+    assert!(unplug.reboot("XENVBD"));
+    assert_eq!(provider.unplug().reboots(), ["XENVBD"]);
+    unplug.request(UnplugDevices::Disks, false);
+    assert_eq!(unplug.is_requested(UnplugDevices::Disks), Some(false));
+    drop(unplug);
+
+    // Older buses: what the version lacks is reported as unknown.
+    let v2 = Older(&bus, 2);
+    let unplug = ChildUnplug::new(&v2).unwrap();
+    assert_eq!(unplug.version(), 2);
+    unplug.request(UnplugDevices::Nics, true);
+    assert_eq!(unplug.is_requested(UnplugDevices::Nics), Some(true));
+    assert_eq!(unplug.boot_emulated(), None);
+    assert!(!unplug.reboot("XENVIF"));
+    drop(unplug);
+    let v1 = Older(&bus, 1);
+    let unplug = ChildUnplug::new(&v1).unwrap();
+    assert_eq!(unplug.version(), 1);
+    assert_eq!(unplug.is_requested(UnplugDevices::Nics), None);
+    unplug.request(UnplugDevices::Nics, false);
+    drop(unplug);
+    assert_eq!(
+        provider.unplug().is_requested(UnplugDevices::Nics),
+        Some(false)
+    );
+    assert_eq!(provider.unplug().reboots(), ["XENVBD"]);
+    assert!(provider.references().idle());
+}

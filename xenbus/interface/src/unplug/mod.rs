@@ -1,5 +1,8 @@
 //! UNPLUG: emulated device unplug requests (`unplug_interface.h`), versions 1 to 3.
 
+pub mod bus;
+pub mod child;
+
 use crate::table::interface_table;
 use crate::types::{Boolean, Guid, NtStatus, Pinterface, Pstr};
 
