@@ -442,6 +442,18 @@ fn fuzz_command(subcommand: &str, krate: &FuzzCrate, sanitizer: Sanitizer) -> Co
     command
 }
 
+/// `--no-leaks`: libFuzzer's `-detect_leaks=0` only covers its own per-input
+/// check; LeakSanitizer's exit-time check must be turned off too (cargo-fuzz
+/// appends its own ASAN_OPTIONS to ours).
+fn ignore_leaks(command: &mut Command) {
+    let mut asan = std::env::var("ASAN_OPTIONS").unwrap_or_default();
+    if !asan.is_empty() {
+        asan.push(':');
+    }
+    asan.push_str("detect_leaks=0");
+    command.env("ASAN_OPTIONS", asan);
+}
+
 /// Builds `targets` of `krate`, returning the sanitizer they were built with.
 fn build(
     krate: &FuzzCrate,
@@ -610,6 +622,9 @@ fn fuzz_once(
         .arg("-print_final_stats=1")
         .arg(format!("-detect_leaks={}", u8::from(options.leaks)))
         .arg(prefix);
+    if !options.leaks {
+        ignore_leaks(&mut command);
+    }
     let start = Instant::now();
     let status = run_logged(&mut command, &log);
     let wall = start.elapsed().as_secs_f64();
@@ -618,7 +633,14 @@ fn fuzz_once(
     let verdict = match (status, finding(&text)) {
         (_, Some(mut found)) => {
             if found.kind == "crash" {
-                found.minimized = minimize(krate, target, sanitizer, &found.artifact, &artifacts);
+                found.minimized = minimize(
+                    krate,
+                    target,
+                    sanitizer,
+                    options.leaks,
+                    &found.artifact,
+                    &artifacts,
+                );
             }
             Verdict::Finding(found)
         }
@@ -643,6 +665,7 @@ fn minimize(
     krate: &FuzzCrate,
     target: &str,
     sanitizer: Sanitizer,
+    leaks: bool,
     artifact: &Path,
     artifacts: &Path,
 ) -> Option<(PathBuf, String)> {
@@ -658,6 +681,9 @@ fn minimize(
         .arg(artifact)
         .arg("--")
         .arg(prefix);
+    if !leaks {
+        ignore_leaks(&mut command);
+    }
     // tmin fails when it cannot shrink at all; what it confirmed still counts.
     let _ = run_logged(&mut command, &log);
     let text = fs::read_to_string(&log).unwrap_or_default();
@@ -668,6 +694,9 @@ fn minimize(
     let replay = smallest.with_extension("replay.log");
     let mut command = fuzz_command("run", krate, sanitizer);
     command.arg(target).arg(&smallest);
+    if !leaks {
+        ignore_leaks(&mut command);
+    }
     let _ = run_logged(&mut command, &replay);
     let message = failure_message(&fs::read_to_string(&replay).unwrap_or_default());
     Some((smallest, message))
