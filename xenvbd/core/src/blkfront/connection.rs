@@ -51,8 +51,10 @@ pub fn backend_changed(own: XenbusState, backend: XenbusState) -> Action {
         (S::Connected, S::Connected) => Action::Resize,
         // Initialised: the backend stays in InitWait until it has read our
         // keys; only leaving for Closing/Closed (or vanishing) is a reset.
-        (S::Initialised, S::Unknown | S::Initialising | S::Closing | S::Closed)
-        | (S::Connected, S::Unknown | S::Initialising | S::InitWait | S::Closing | S::Closed) => {
+        // Connected + InitWait is blkback being unbound and bound again: it
+        // re-attaches to our rings by itself (as Linux's blkfront assumes);
+        // a backend that really went away passes Closing/Closed.
+        (S::Initialised | S::Connected, S::Unknown | S::Initialising | S::Closing | S::Closed) => {
             Action::Reconnect
         }
         _ => Action::Wait,
@@ -140,6 +142,8 @@ pub struct Frontend<C, R> {
     /// Pages the backend never let go of: never freed.
     quarantine: Vec<Pages>,
     reconnects: u32,
+    /// A frontend-driven reconnect ([`Frontend::restart`]) is under way.
+    restarting: bool,
 }
 
 impl<C, R> fmt::Debug for Frontend<C, R> {
@@ -200,7 +204,18 @@ impl<C, R: RingPages> Frontend<C, R> {
             broken: None,
             quarantine: Vec::new(),
             reconnects: 0,
+            restarting: false,
         })
+    }
+
+    /// Reconnects from our side (resume after suspend or migration, or an
+    /// administrator's reset): goes Closing; [`Frontend::poll_state`] then
+    /// goes Closed once the backend follows (blkback unmaps everything on our
+    /// Closed), takes every request back for replay, releases rings and pools,
+    /// and runs the handshake again.
+    pub fn restart(&mut self, store: &(impl Store + ?Sized)) -> Result<(), ConnectError> {
+        self.restarting = true;
+        self.write_state(store, XenbusState::Closing)
     }
 
     /// The backend's directory (watch `<it>/state`).
@@ -306,6 +321,19 @@ impl<C, R: RingPages> Frontend<C, R> {
             return Err(ConnectError::Broken);
         }
         let backend = self.backend_state(p.store)?;
+        if self.restarting {
+            use XenbusState as S;
+            match (self.own, backend) {
+                (S::Closing, S::Closing | S::Closed) => self.write_state(p.store, S::Closed)?,
+                (S::Closed, S::Closed) => {
+                    self.restarting = false;
+                    self.reconnect(p, out)?;
+                    return Ok(Action::Reconnect);
+                }
+                _ => {}
+            }
+            return Ok(Action::Wait);
+        }
         let action = backend_changed(self.own, backend);
         match action {
             Action::Wait => {}
@@ -885,18 +913,13 @@ mod tests {
             backend_changed(S::Initialised, S::Closed),
             Action::Reconnect
         );
+        assert_eq!(backend_changed(S::Connected, S::InitWait), Action::Wait);
         assert_eq!(
             backend_changed(S::Initialised, S::Connected),
             Action::Connect
         );
         assert_eq!(backend_changed(S::Connected, S::Connected), Action::Resize);
-        for gone in [
-            S::Closing,
-            S::Closed,
-            S::InitWait,
-            S::Initialising,
-            S::Unknown,
-        ] {
+        for gone in [S::Closing, S::Closed, S::Initialising, S::Unknown] {
             assert_eq!(backend_changed(S::Connected, gone), Action::Reconnect);
         }
         assert_eq!(backend_changed(S::Initialising, S::Closed), Action::Wait);

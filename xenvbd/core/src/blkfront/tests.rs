@@ -729,3 +729,53 @@ fn reset_mid_io_replays_everything_once() {
 fn reset_mid_io_with_persistent_grants() {
     reset_mid_io(true);
 }
+
+#[test]
+fn restart_replays_everything_once() {
+    let xen = FakeXen::new();
+    let (mut fe, mut be) = connect(&xen, &BackendKeys::linux_like(4096), Settings::default());
+    let mut done = Vec::new();
+    let n = 20;
+    assert!(submit_writes(&mut fe, &xen, n, 0).iter().all(Result::is_ok));
+    be.serve_queue(0, 5);
+    poll_all(&mut fe, &xen, &mut done);
+    assert_eq!(done.len(), 5);
+    let p = platform(&xen);
+    fe.restart(&xen).unwrap();
+    assert_eq!(fe.state(), XenbusState::Closing);
+    assert_eq!(
+        fe.poll_state(p, &mut |c| done.push(c)).unwrap(),
+        Action::Wait
+    );
+    be.set_state(XenbusState::Closing);
+    fe.poll_state(p, &mut |c| done.push(c)).unwrap();
+    assert_eq!(fe.state(), XenbusState::Closed);
+    // Our Closed makes blkback disconnect.
+    be.reset();
+    assert_eq!(
+        fe.poll_state(p, &mut |c| done.push(c)).unwrap(),
+        Action::Reconnect
+    );
+    assert_eq!(fe.state(), XenbusState::Initialising);
+    be.set_state(XenbusState::InitWait);
+    assert_eq!(
+        fe.poll_state(p, &mut |c| done.push(c)).unwrap(),
+        Action::TalkToBackend
+    );
+    be.connect();
+    assert_eq!(
+        fe.poll_state(p, &mut |c| done.push(c)).unwrap(),
+        Action::Connect
+    );
+    be.serve();
+    poll_all(&mut fe, &xen, &mut done);
+    let tags: BTreeSet<u64> = done.iter().map(|c| c.tag).collect();
+    assert_eq!((done.len(), tags.len()), (n, n));
+    for i in 0..n {
+        let byte = u8::try_from(i % 251).unwrap();
+        assert!(
+            be.disk[i * 4096..(i + 1) * 4096].iter().all(|&b| b == byte),
+            "write {i} lost"
+        );
+    }
+}
