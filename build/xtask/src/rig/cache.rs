@@ -43,8 +43,9 @@ impl Cache {
     }
 
     /// The dom0 kernel image.
-    pub fn vmlinuz(&self) -> PathBuf {
-        self.dir.join("kernel/vmlinuz")
+    /// (the uncompressed ELF `vmlinux` when it could be unpacked, else the bzImage).
+    pub fn dom0_kernel(&self) -> PathBuf {
+        self.dir.join("kernel/dom0-kernel")
     }
 
     /// The dom0 userland tarball from mmdebstrap.
@@ -90,14 +91,18 @@ impl Cache {
     }
     /// Waits for one of the host's boot slots and holds it until dropped.
     ///
-    /// Each TCG VM keeps two host threads busy; more VMs than the host has cores
-    /// for only make every boot slower (past its timeouts), so boots queue here.
-    /// Slots: `$XENPV_RIG_MAX_BOOTS`, else half the host's CPUs (at least one).
+    /// Each TCG VM keeps up to two host threads busy; many more VMs than the host
+    /// has cores only make every boot slower (past its timeouts), so boots queue
+    /// here. Slots: `$XENPV_RIG_MAX_BOOTS`, else the host's CPU count (one slot
+    /// per core was too strict for a team: short runs waited many minutes behind
+    /// long benches).
     pub fn boot_slot(&self, interrupted: fn() -> bool) -> Result<CacheLock, String> {
         let slots = std::env::var(MAX_BOOTS_ENV)
             .ok()
             .and_then(|v| v.parse::<usize>().ok())
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() / 2))
+            .unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+            })
             .max(1);
         let mut waiting_since: Option<Instant> = None;
         loop {

@@ -324,7 +324,7 @@ fn qemu_command(cache: &Cache, opts: &BootOptions, accel: Accel, initrd: &Path) 
     // Multiboot modules are separated by ',', so commas inside arguments are doubled.
     let modules = format!(
         "{} {},{}",
-        cache.vmlinuz().display(),
+        cache.dom0_kernel().display(),
         dom0_cmdline.trim_end().replace(',', ",,"),
         initrd.display()
     );
