@@ -3,7 +3,7 @@
 //!
 //! dom0 protocol: the guest writes `data/xenpv/req` = `<seq> <command>` and
 //! waits for `data/xenpv/ack` = `<seq> <answer>`. Commands:
-//! * `evtchn-echo <port>`: dom0 binds to our `port`, swallows the event Xen
+//! * `evtchn-echo <port> [short]`: dom0 binds to our `port`, swallows the event Xen
 //!   raises on its side at bind time, answers `bound <count>`, then answers
 //!   each of our `count` notifications with one of its own and unbinds;
 //!   `evtchn-result` then answers `received <n> sent <m>`;
@@ -523,12 +523,21 @@ impl Runner<'_> {
     }
 
     fn evtchn_interdomain(&mut self) -> Result<String, String> {
+        self.evtchn_echo("")
+    }
+
+    /// Round trips with dom0 over a fresh interdomain channel; `mode` is
+    /// appended to the request (`short` asks dom0 for a quick run).
+    fn evtchn_echo(&mut self, mode: &str) -> Result<String, String> {
         let port = self
             .platform
             .evtchn
             .alloc_unbound(0)
             .map_err(err("alloc_unbound"))?;
-        let answer = self.dom0(&format!("evtchn-echo {port}"), Duration::from_secs(30))?;
+        let answer = self.dom0(
+            &format!("evtchn-echo {port} {mode}"),
+            Duration::from_secs(30),
+        )?;
         let count = answer
             .strip_prefix("bound ")
             .and_then(|c| c.parse::<u32>().ok())
@@ -764,7 +773,7 @@ impl Runner<'_> {
             return Err(format!("dom0 helper answered {answer:?}"));
         }
         let lo = self.evtchn_loopback()?;
-        let inter = self.evtchn_interdomain()?;
+        let inter = self.evtchn_echo("short")?;
         let gnt = self.gnttab_dom0_map()?;
         Ok(format!("xenstore ok; {lo}; {inter}; {gnt}"))
     }
