@@ -1,260 +1,131 @@
-//! The few Xen public-ABI items the guest platform needs that `xen-abi` does not
-//! carry yet (hypercall numbers, sub-ops, argument structures, shared-info
-//! offsets). Private minimal definitions checked against Xen 4.17's headers by
-//! the layout asserts below; to be replaced by `xen-abi`'s modules once they land.
+//! The guest platform's view of the Xen ABI: the `xen-abi` items it uses,
+//! under short local names, with sub-op numbers widened to the `u64` a
+//! hypercall argument register takes and shared-info offsets derived from
+//! `xen-abi`'s layout-checked structures.
 
-/// Hypercall numbers (`xen.h`).
+use core::mem::offset_of;
+
+use xen_abi::shared_info::{SharedInfo, VcpuInfo, VcpuTimeInfo};
+
+/// Hypercall numbers (`__HYPERVISOR_*`).
 pub mod nr {
-    /// `__HYPERVISOR_memory_op`.
-    pub const MEMORY_OP: u32 = 12;
-    /// `__HYPERVISOR_xen_version`.
-    pub const XEN_VERSION: u32 = 17;
-    /// `__HYPERVISOR_grant_table_op`.
-    pub const GRANT_TABLE_OP: u32 = 20;
-    /// `__HYPERVISOR_vcpu_op`.
-    pub const VCPU_OP: u32 = 24;
-    /// `__HYPERVISOR_sched_op`.
-    pub const SCHED_OP: u32 = 29;
-    /// `__HYPERVISOR_event_channel_op`.
-    pub const EVENT_CHANNEL_OP: u32 = 32;
-    /// `__HYPERVISOR_hvm_op`.
-    pub const HVM_OP: u32 = 34;
+    pub use xen_abi::hypercall::{
+        HYPERVISOR_EVENT_CHANNEL_OP as EVENT_CHANNEL_OP,
+        HYPERVISOR_GRANT_TABLE_OP as GRANT_TABLE_OP, HYPERVISOR_HVM_OP as HVM_OP,
+        HYPERVISOR_MEMORY_OP as MEMORY_OP, HYPERVISOR_SCHED_OP as SCHED_OP,
+        HYPERVISOR_VCPU_OP as VCPU_OP, HYPERVISOR_XEN_VERSION as XEN_VERSION,
+    };
 }
 
+pub use xen_abi::event_channel::{
+    EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindVirq, EvtchnExpandArray, EvtchnInitControl,
+};
+pub use xen_abi::grant_table::GnttabQuerySize;
+pub use xen_abi::hvm::{XenHvmEvtchnUpcallVector as UpcallVector, XenHvmParam as HvmParam};
+pub use xen_abi::memory::{
+    XENMAPSPACE_GRANT_TABLE, XENMAPSPACE_SHARED_INFO, XenAddToPhysmap as AddToPhysmap,
+    XenMemoryReservation as MemoryReservation,
+};
+pub use xen_abi::sched::{SchedPoll, SchedShutdown, SchedWatchdog};
+pub use xen_abi::vcpu::VcpuRegisterVcpuInfo as RegisterVcpuInfo;
+pub use xen_abi::xen_version::XenFeatureInfo as FeatureInfo;
+
+// Sub-operation numbers as hypercall arguments (`as`: lossless u32 -> u64 in
+// a const context, where `From` is not available).
+
 /// `XENVER_version`.
-pub const XENVER_VERSION: u64 = 0;
+pub const XENVER_VERSION: u64 = xen_abi::xen_version::XENVER_VERSION as u64;
 /// `XENVER_get_features`.
-pub const XENVER_GET_FEATURES: u64 = 6;
-
-/// `XENMEM_increase_reservation`... sub-ops of `memory_op`.
-pub const XENMEM_DECREASE_RESERVATION: u64 = 1;
+pub const XENVER_GET_FEATURES: u64 = xen_abi::xen_version::XENVER_GET_FEATURES as u64;
+/// `XENMEM_decrease_reservation`.
+pub const XENMEM_DECREASE_RESERVATION: u64 = xen_abi::memory::XENMEM_DECREASE_RESERVATION as u64;
 /// `XENMEM_current_reservation`.
-pub const XENMEM_CURRENT_RESERVATION: u64 = 3;
+pub const XENMEM_CURRENT_RESERVATION: u64 = xen_abi::memory::XENMEM_CURRENT_RESERVATION as u64;
 /// `XENMEM_populate_physmap`.
-pub const XENMEM_POPULATE_PHYSMAP: u64 = 6;
+pub const XENMEM_POPULATE_PHYSMAP: u64 = xen_abi::memory::XENMEM_POPULATE_PHYSMAP as u64;
 /// `XENMEM_add_to_physmap`.
-pub const XENMEM_ADD_TO_PHYSMAP: u64 = 7;
-/// `XENMAPSPACE_shared_info`.
-pub const XENMAPSPACE_SHARED_INFO: u32 = 0;
-/// `XENMAPSPACE_grant_table`.
-pub const XENMAPSPACE_GRANT_TABLE: u32 = 1;
-
+pub const XENMEM_ADD_TO_PHYSMAP: u64 = xen_abi::memory::XENMEM_ADD_TO_PHYSMAP as u64;
 /// `HVMOP_set_param`.
-pub const HVMOP_SET_PARAM: u64 = 0;
+pub const HVMOP_SET_PARAM: u64 = xen_abi::hvm::HVMOP_SET_PARAM as u64;
 /// `HVMOP_get_param`.
-pub const HVMOP_GET_PARAM: u64 = 1;
+pub const HVMOP_GET_PARAM: u64 = xen_abi::hvm::HVMOP_GET_PARAM as u64;
 /// `HVMOP_set_evtchn_upcall_vector`.
-pub const HVMOP_SET_EVTCHN_UPCALL_VECTOR: u64 = 23;
-
+pub const HVMOP_SET_EVTCHN_UPCALL_VECTOR: u64 = xen_abi::hvm::HVMOP_SET_EVTCHN_UPCALL_VECTOR as u64;
 /// `GNTTABOP_query_size`.
-pub const GNTTABOP_QUERY_SIZE: u64 = 6;
-
+pub const GNTTABOP_QUERY_SIZE: u64 = xen_abi::grant_table::GNTTABOP_QUERY_SIZE as u64;
 /// `VCPUOP_register_vcpu_info`.
-pub const VCPUOP_REGISTER_VCPU_INFO: u64 = 10;
-
+pub const VCPUOP_REGISTER_VCPU_INFO: u64 = xen_abi::vcpu::VCPUOP_REGISTER_VCPU_INFO as u64;
 /// `SCHEDOP_yield`.
-pub const SCHEDOP_YIELD: u64 = 0;
+pub const SCHEDOP_YIELD: u64 = xen_abi::sched::SCHEDOP_YIELD as u64;
 /// `SCHEDOP_shutdown`.
-pub const SCHEDOP_SHUTDOWN: u64 = 2;
+pub const SCHEDOP_SHUTDOWN: u64 = xen_abi::sched::SCHEDOP_SHUTDOWN as u64;
 /// `SCHEDOP_poll`.
-pub const SCHEDOP_POLL: u64 = 3;
+pub const SCHEDOP_POLL: u64 = xen_abi::sched::SCHEDOP_POLL as u64;
 /// `SCHEDOP_watchdog`.
-pub const SCHEDOP_WATCHDOG: u64 = 6;
+pub const SCHEDOP_WATCHDOG: u64 = xen_abi::sched::SCHEDOP_WATCHDOG as u64;
 
 /// `EVTCHNOP_*` sub-ops of `event_channel_op`.
 pub mod evtchnop {
+    use xen_abi::event_channel as ec;
     /// `EVTCHNOP_bind_interdomain`.
-    pub const BIND_INTERDOMAIN: u64 = 0;
+    pub const BIND_INTERDOMAIN: u64 = ec::EVTCHNOP_BIND_INTERDOMAIN as u64;
     /// `EVTCHNOP_bind_virq`.
-    pub const BIND_VIRQ: u64 = 1;
+    pub const BIND_VIRQ: u64 = ec::EVTCHNOP_BIND_VIRQ as u64;
     /// `EVTCHNOP_close`.
-    pub const CLOSE: u64 = 3;
+    pub const CLOSE: u64 = ec::EVTCHNOP_CLOSE as u64;
     /// `EVTCHNOP_send`.
-    pub const SEND: u64 = 4;
+    pub const SEND: u64 = ec::EVTCHNOP_SEND as u64;
     /// `EVTCHNOP_alloc_unbound`.
-    pub const ALLOC_UNBOUND: u64 = 6;
+    pub const ALLOC_UNBOUND: u64 = ec::EVTCHNOP_ALLOC_UNBOUND as u64;
     /// `EVTCHNOP_unmask`.
-    pub const UNMASK: u64 = 9;
+    pub const UNMASK: u64 = ec::EVTCHNOP_UNMASK as u64;
     /// `EVTCHNOP_init_control`.
-    pub const INIT_CONTROL: u64 = 11;
+    pub const INIT_CONTROL: u64 = ec::EVTCHNOP_INIT_CONTROL as u64;
     /// `EVTCHNOP_expand_array`.
-    pub const EXPAND_ARRAY: u64 = 12;
+    pub const EXPAND_ARRAY: u64 = ec::EVTCHNOP_EXPAND_ARRAY as u64;
 }
 
-/// `struct xen_feature_info`.
-#[repr(C)]
-pub struct FeatureInfo {
-    pub submap_idx: u32,
-    pub submap: u32,
-}
-
-/// `struct xen_hvm_param`.
-#[repr(C)]
-pub struct HvmParam {
-    pub domid: u16,
-    pub index: u32,
-    pub value: u64,
-}
-
-/// `struct xen_hvm_evtchn_upcall_vector`.
-#[repr(C)]
-pub struct UpcallVector {
-    pub vcpu: u32,
-    pub vector: u8,
-}
-
-/// `struct xen_add_to_physmap`.
-#[repr(C)]
-pub struct AddToPhysmap {
-    pub domid: u16,
-    pub size: u16,
-    pub space: u32,
-    pub idx: u64,
-    pub gpfn: u64,
-}
-
-/// `struct xen_memory_reservation`.
-#[repr(C)]
-pub struct MemoryReservation {
-    pub extent_start: u64,
-    pub nr_extents: u64,
-    pub extent_order: u32,
-    pub mem_flags: u32,
-    pub domid: u16,
-}
-
-/// `struct gnttab_query_size`.
-#[repr(C)]
-pub struct GnttabQuerySize {
-    pub dom: u16,
-    pub nr_frames: u32,
-    pub max_nr_frames: u32,
-    pub status: i16,
-}
-
-/// `struct vcpu_register_vcpu_info`.
-#[repr(C)]
-pub struct RegisterVcpuInfo {
-    pub mfn: u64,
-    pub offset: u32,
-    pub rsvd: u32,
-}
-
-/// `struct sched_shutdown`.
-#[repr(C)]
-pub struct SchedShutdown {
-    pub reason: u32,
-}
-
-/// `struct sched_poll`.
-#[repr(C)]
-pub struct SchedPoll {
-    pub ports: u64,
-    pub nr_ports: u32,
-    pub timeout: u64,
-}
-
-/// `struct sched_watchdog`.
-#[repr(C)]
-pub struct SchedWatchdog {
-    pub id: u32,
-    pub timeout: u32,
-}
-
-/// `struct evtchn_alloc_unbound`.
-#[repr(C)]
-pub struct EvtchnAllocUnbound {
-    pub dom: u16,
-    pub remote_dom: u16,
-    pub port: u32,
-}
-
-/// `struct evtchn_bind_interdomain`.
-#[repr(C)]
-pub struct EvtchnBindInterdomain {
-    pub remote_dom: u16,
-    pub remote_port: u32,
-    pub local_port: u32,
-}
-
-/// `struct evtchn_bind_virq`.
-#[repr(C)]
-pub struct EvtchnBindVirq {
-    pub virq: u32,
-    pub vcpu: u32,
-    pub port: u32,
-}
-
-/// `struct evtchn_init_control`.
-#[repr(C)]
-pub struct EvtchnInitControl {
-    pub control_gfn: u64,
-    pub offset: u32,
-    pub vcpu: u32,
-    pub link_bits: u8,
-    pub pad: [u8; 7],
-}
-
-/// `struct evtchn_expand_array`.
-#[repr(C)]
-pub struct EvtchnExpandArray {
-    pub array_gfn: u64,
-}
-
-/// `struct shared_info` / `struct vcpu_info` offsets (x86_64).
+/// Offsets into `struct shared_info` / `struct vcpu_info` (x86_64).
 pub mod shared_info {
+    use super::{SharedInfo, VcpuInfo, VcpuTimeInfo, offset_of};
+
     /// Size of one `struct vcpu_info`.
-    pub const VCPU_INFO_SIZE: usize = 64;
+    pub const VCPU_INFO_SIZE: usize = size_of::<VcpuInfo>();
     /// `vcpu_info` slots in the shared info page (`XEN_LEGACY_MAX_VCPUS`).
     pub const LEGACY_MAX_VCPUS: u32 = 32;
     /// `evtchn_pending[]`.
-    pub const EVTCHN_PENDING: usize = 2048;
+    pub const EVTCHN_PENDING: usize = offset_of!(SharedInfo, evtchn_pending);
     /// `evtchn_mask[]`.
-    pub const EVTCHN_MASK: usize = 2560;
+    pub const EVTCHN_MASK: usize = offset_of!(SharedInfo, evtchn_mask);
     /// `wc_version`.
-    pub const WC_VERSION: usize = 3072;
+    pub const WC_VERSION: usize = offset_of!(SharedInfo, wc_version);
     /// `wc_sec`.
-    pub const WC_SEC: usize = 3076;
+    pub const WC_SEC: usize = offset_of!(SharedInfo, wc_sec);
     /// `wc_nsec`.
-    pub const WC_NSEC: usize = 3080;
+    pub const WC_NSEC: usize = offset_of!(SharedInfo, wc_nsec);
     /// `wc_sec_hi`.
-    pub const WC_SEC_HI: usize = 3084;
+    pub const WC_SEC_HI: usize = offset_of!(SharedInfo, wc_sec_hi);
     /// `vcpu_info.evtchn_upcall_pending`.
-    pub const UPCALL_PENDING: usize = 0;
+    pub const UPCALL_PENDING: usize = offset_of!(VcpuInfo, evtchn_upcall_pending);
     /// `vcpu_info.evtchn_upcall_mask`.
-    pub const UPCALL_MASK: usize = 1;
+    pub const UPCALL_MASK: usize = offset_of!(VcpuInfo, evtchn_upcall_mask);
     /// `vcpu_info.evtchn_pending_sel`.
-    pub const PENDING_SEL: usize = 8;
-    /// `vcpu_info.time` (`struct vcpu_time_info`).
-    pub const TIME: usize = 32;
+    pub const PENDING_SEL: usize = offset_of!(VcpuInfo, evtchn_pending_sel);
+    /// `vcpu_info.time`.
+    pub const TIME: usize = offset_of!(VcpuInfo, time);
     /// `vcpu_time_info.version` (relative to `TIME`).
-    pub const TIME_VERSION: usize = 0;
+    pub const TIME_VERSION: usize = offset_of!(VcpuTimeInfo, version);
     /// `vcpu_time_info.tsc_timestamp`.
-    pub const TIME_TSC_TIMESTAMP: usize = 8;
+    pub const TIME_TSC_TIMESTAMP: usize = offset_of!(VcpuTimeInfo, tsc_timestamp);
     /// `vcpu_time_info.system_time`.
-    pub const TIME_SYSTEM_TIME: usize = 16;
+    pub const TIME_SYSTEM_TIME: usize = offset_of!(VcpuTimeInfo, system_time);
     /// `vcpu_time_info.tsc_to_system_mul`.
-    pub const TIME_MUL: usize = 24;
-    /// `vcpu_time_info.tsc_shift` (one signed byte) and `flags` next to it.
-    pub const TIME_SHIFT: usize = 28;
-}
+    pub const TIME_MUL: usize = offset_of!(VcpuTimeInfo, tsc_to_system_mul);
+    /// `vcpu_time_info.tsc_shift` (one signed byte).
+    pub const TIME_SHIFT: usize = offset_of!(VcpuTimeInfo, tsc_shift);
 
-const _: () = {
-    use core::mem::{offset_of, size_of};
-    assert!(size_of::<HvmParam>() == 16);
-    assert!(size_of::<AddToPhysmap>() == 24);
-    assert!(offset_of!(AddToPhysmap, idx) == 8);
-    assert!(size_of::<MemoryReservation>() == 32);
-    assert!(offset_of!(MemoryReservation, domid) == 24);
-    assert!(size_of::<GnttabQuerySize>() == 16);
-    assert!(offset_of!(GnttabQuerySize, status) == 12);
-    assert!(size_of::<RegisterVcpuInfo>() == 16);
-    assert!(size_of::<SchedPoll>() == 24);
-    assert!(offset_of!(SchedPoll, timeout) == 16);
-    assert!(size_of::<EvtchnAllocUnbound>() == 8);
-    assert!(size_of::<EvtchnBindInterdomain>() == 12);
-    assert!(offset_of!(EvtchnBindInterdomain, local_port) == 8);
-    assert!(size_of::<EvtchnInitControl>() == 24);
-    assert!(offset_of!(EvtchnInitControl, link_bits) == 16);
-    assert!(size_of::<UpcallVector>() == 8);
-};
+    // What the code was first written against (Xen 4.17's headers).
+    const _: () = assert!(VCPU_INFO_SIZE == 64 && EVTCHN_PENDING == 2048 && EVTCHN_MASK == 2560);
+    const _: () =
+        assert!(WC_VERSION == 3072 && WC_SEC_HI == 3084 && TIME == 32 && TIME_SHIFT == 28);
+}

@@ -20,6 +20,7 @@ use super::cpu::Cpu;
 use super::hypercall::Xen;
 use super::shared::Shared;
 use super::shared_info::{SharedInfo, VcpuInfo};
+use xen_abi::event_channel as ec;
 use xenbus_interface::api::{Memory, PAGE_SIZE, Pages};
 
 /// Ports the 2-level ABI has on x86_64 (64 words of 64 bits).
@@ -32,15 +33,15 @@ pub const FIFO_WORDS_PER_PAGE: u32 = {
     words
 };
 /// Ports the FIFO ABI can name (`EVTCHN_FIFO_NR_CHANNELS`).
-pub const FIFO_MAX_PORTS: u32 = 1 << 17;
+pub const FIFO_MAX_PORTS: u32 = 1 << ec::EVTCHN_FIFO_LINK_BITS;
 /// FIFO priority queues (`EVTCHN_FIFO_MAX_QUEUES`).
-pub const FIFO_QUEUES: usize = 16;
+pub const FIFO_QUEUES: usize = ec::EVTCHN_FIFO_MAX_QUEUES;
 
-const FIFO_PENDING: u32 = 1 << 31;
-const FIFO_MASKED: u32 = 1 << 30;
-const FIFO_LINKED: u32 = 1 << 29;
-const FIFO_BUSY: u32 = 1 << 28;
-const FIFO_LINK_MASK: u32 = (1 << 17) - 1;
+const FIFO_PENDING: u32 = 1 << ec::EVTCHN_FIFO_PENDING;
+const FIFO_MASKED: u32 = 1 << ec::EVTCHN_FIFO_MASKED;
+const FIFO_LINKED: u32 = 1 << ec::EVTCHN_FIFO_LINKED;
+const FIFO_BUSY: u32 = 1 << ec::EVTCHN_FIFO_BUSY;
+const FIFO_LINK_MASK: u32 = ec::EVTCHN_FIFO_LINK_MASK;
 /// Offset of `head[]` in `struct evtchn_fifo_control_block` (after `ready`, `_rsvd`).
 const FIFO_CONTROL_HEAD: usize = 8;
 

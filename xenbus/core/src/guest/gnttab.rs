@@ -22,14 +22,7 @@ pub const ENTRIES_PER_FRAME: u32 = {
 /// References the toolstack owns (`GNTTAB_NR_RESERVED_ENTRIES`: console, xenstore).
 pub const TOOLSTACK_RESERVED: u32 = 8;
 
-/// `GTF_permit_access`.
-const GTF_PERMIT_ACCESS: u16 = 1;
-/// `GTF_readonly`.
-const GTF_READONLY: u16 = 1 << 2;
-/// `GTF_reading`.
-const GTF_READING: u16 = 1 << 3;
-/// `GTF_writing`.
-const GTF_WRITING: u16 = 1 << 4;
+use xen_abi::grant_table::{GTF_PERMIT_ACCESS, GTF_READING, GTF_READONLY, GTF_WRITING};
 
 /// Why a grant call failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

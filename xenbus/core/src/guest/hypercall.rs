@@ -165,6 +165,7 @@ impl<C: Cpu + Clone> Xen<C> {
     /// `HVMOP_get_param`.
     pub fn get_param(&self, index: u32) -> Result<u64, Error> {
         let mut p = abi::HvmParam {
+            pad: 0,
             domid: DOMID_SELF,
             index,
             value: 0,
@@ -179,6 +180,7 @@ impl<C: Cpu + Clone> Xen<C> {
     /// `HVMOP_set_param`.
     pub fn set_param(&self, index: u32, value: u64) -> Result<(), Error> {
         let mut p = abi::HvmParam {
+            pad: 0,
             domid: DOMID_SELF,
             index,
             value,
@@ -237,7 +239,7 @@ impl<C: Cpu + Clone> Xen<C> {
 
     fn reservation(&self, op: &'static str, cmd: u64, gpfns: &mut [u64]) -> Result<usize, Error> {
         let mut r = abi::MemoryReservation {
-            extent_start: gpfns.as_mut_ptr() as u64,
+            extent_start: xen_abi::hypercall::GuestHandle::from_addr(gpfns.as_mut_ptr() as u64),
             nr_extents: gpfns.len() as u64,
             extent_order: 0,
             mem_flags: 0,
@@ -330,7 +332,7 @@ impl<C: Cpu + Clone> Xen<C> {
     /// system time `timeout_ns` (0: none) passes.
     pub fn poll(&self, ports: &mut [u32], timeout_ns: u64) -> Result<(), Error> {
         let mut p = abi::SchedPoll {
-            ports: ports.as_mut_ptr() as u64,
+            ports: xen_abi::hypercall::GuestHandle::from_addr(ports.as_mut_ptr() as u64),
             nr_ports: u32::try_from(ports.len()).map_err(|_| Error::OutOfBounds)?,
             timeout: timeout_ns,
         };

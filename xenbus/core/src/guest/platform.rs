@@ -15,22 +15,10 @@ use super::shared_info::SharedInfo;
 use super::store_ring::StoreRing;
 use xenbus_interface::api::{Memory, PAGE_SIZE};
 
-/// `HVM_PARAM_STORE_PFN`.
-pub const HVM_PARAM_STORE_PFN: u32 = 1;
-/// `HVM_PARAM_STORE_EVTCHN`.
-pub const HVM_PARAM_STORE_EVTCHN: u32 = 2;
-/// `HVM_PARAM_CONSOLE_PFN`.
-pub const HVM_PARAM_CONSOLE_PFN: u32 = 17;
-/// `HVM_PARAM_CONSOLE_EVTCHN`.
-pub const HVM_PARAM_CONSOLE_EVTCHN: u32 = 18;
-/// `SHUTDOWN_poweroff`.
-pub const SHUTDOWN_POWEROFF: u32 = 0;
-/// `SHUTDOWN_reboot`.
-pub const SHUTDOWN_REBOOT: u32 = 1;
-/// `SHUTDOWN_suspend`.
-pub const SHUTDOWN_SUSPEND: u32 = 2;
-/// `SHUTDOWN_crash`.
-pub const SHUTDOWN_CRASH: u32 = 3;
+pub use xen_abi::hvm::{
+    HVM_PARAM_CONSOLE_EVTCHN, HVM_PARAM_CONSOLE_PFN, HVM_PARAM_STORE_EVTCHN, HVM_PARAM_STORE_PFN,
+};
+pub use xen_abi::sched::{SHUTDOWN_CRASH, SHUTDOWN_POWEROFF, SHUTDOWN_REBOOT, SHUTDOWN_SUSPEND};
 
 /// Maps a guest frame Xen set up for us (store, console ring) into a window.
 pub trait FrameMapper<C> {
