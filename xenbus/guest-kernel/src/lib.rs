@@ -36,5 +36,13 @@ pub const FRAME_AREA_GPFN: u64 = 0xf_0000;
 /// Pages in that area: shared info + up to 64 grant frames.
 pub const FRAME_AREA_PAGES: usize = 65;
 
+/// The vector of the per-vCPU upcall (`HVMOP_set_evtchn_upcall_vector`).
+pub const PERCPU_UPCALL_VECTOR: u8 = 0xf4;
+/// The local APIC's MMIO base (xAPIC mode, identity-mapped).
+pub const LAPIC_BASE: usize = 0xfee0_0000;
+
+/// Per-vCPU upcalls taken (incremented by their interrupt handler).
+pub static PERCPU_UPCALLS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
 /// Upcalls taken (incremented by the interrupt handler).
 pub static UPCALLS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);

@@ -17,7 +17,10 @@ use xenbus_guest_kernel::heap::BumpHeap;
 use xenbus_guest_kernel::log::Log;
 use xenbus_guest_kernel::pool::PagePool;
 use xenbus_guest_kernel::x86::{X86, debug_port_write};
-use xenbus_guest_kernel::{FRAME_AREA_GPFN, REPORT_PREFIX, UPCALL_VECTOR, UPCALLS};
+use xenbus_guest_kernel::{
+    FRAME_AREA_GPFN, LAPIC_BASE, PERCPU_UPCALL_VECTOR, PERCPU_UPCALLS, REPORT_PREFIX,
+    UPCALL_VECTOR, UPCALLS,
+};
 
 global_asm!(include_str!("start.S"), options(att_syntax));
 
@@ -95,6 +98,7 @@ unsafe extern "C" {
     fn exc_stub_18();
     fn exc_stub_19();
     fn upcall_stub();
+    fn upcall_percpu_stub();
 }
 
 /// The operand of `lidt`.
@@ -143,6 +147,11 @@ fn load_idt() {
     }
     // SAFETY: as above.
     unsafe { (*idt)[usize::from(UPCALL_VECTOR)] = Gate::new(upcall_stub as *const () as usize) };
+    // SAFETY: as above.
+    unsafe {
+        (*idt)[usize::from(PERCPU_UPCALL_VECTOR)] =
+            Gate::new(upcall_percpu_stub as *const () as usize);
+    }
     let ptr = IdtPointer {
         limit: IDT_LIMIT,
         base: idt as u64,
@@ -163,6 +172,21 @@ extern "C" fn kernel_upcall() {
     unsafe { core::sync::atomic::AtomicU8::from_ptr(pending as *mut u8) }
         .store(0, Ordering::SeqCst);
     UPCALLS.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Called by the per-vCPU upcall stub: an edge-triggered local APIC
+/// interrupt, so clear `evtchn_upcall_pending` (the next event sets it again
+/// and raises the next interrupt), count, and EOI the local APIC.
+#[unsafe(no_mangle)]
+extern "C" fn kernel_upcall_percpu() {
+    // SAFETY: as in `kernel_upcall`.
+    unsafe { core::sync::atomic::AtomicU8::from_ptr(SHARED_INFO as *mut u8) }
+        .store(0, Ordering::SeqCst);
+    PERCPU_UPCALLS.fetch_add(1, Ordering::SeqCst);
+    // SAFETY: the local APIC's EOI register (offset 0xb0), identity-mapped
+    // MMIO emulated by Xen; writing 0 ends the interrupt in service.
+    unsafe { core::sync::atomic::AtomicU32::from_ptr((LAPIC_BASE + 0xb0) as *mut u32) }
+        .store(0, Ordering::SeqCst);
 }
 
 /// Called by the exception stubs: report and crash the domain (`on_crash`

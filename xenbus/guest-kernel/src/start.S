@@ -119,10 +119,12 @@ exc_common:
         hlt
         jmp     4b
 
-/* The event-channel upcall: save the caller-saved and SSE registers, call
- * kernel_upcall(), restore, return from the interrupt. */
-        .globl upcall_stub
-upcall_stub:
+/* The event-channel upcalls (callback vector and per-vCPU vector): save the
+ * caller-saved and SSE registers, call the Rust handler, restore, return
+ * from the interrupt. */
+        .macro UPCALL name, handler
+        .globl \name
+\name:
         push    %rbp
         push    %rax
         push    %rcx
@@ -137,7 +139,7 @@ upcall_stub:
         sub     $512, %rsp              /* the SSE state the Rust code may touch */
         and     $~0xf, %rsp
         fxsave  (%rsp)
-        call    kernel_upcall
+        call    \handler
         fxrstor (%rsp)
         mov     %rbp, %rsp
         pop     %r11
@@ -151,6 +153,9 @@ upcall_stub:
         pop     %rax
         pop     %rbp
         iretq
+        .endm
+        UPCALL upcall_stub, kernel_upcall
+        UPCALL upcall_percpu_stub, kernel_upcall_percpu
 
         .section .rodata
         .p2align 3

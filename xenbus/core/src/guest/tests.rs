@@ -357,3 +357,45 @@ fn store_ring_moves_bytes_and_rejects_bad_indices() {
     page.u32(2060).unwrap().store(3 + 2000, Ordering::SeqCst);
     assert!(matches!(ring.read(&mut buf), Err(Error::Inconsistent(_))));
 }
+
+#[test]
+fn console_wraps_notifies_and_stops_when_full() {
+    let cpu = FakeCpu::xen_at(0x4000_0000, 4);
+    let xen = Xen::new(cpu.clone(), None).unwrap();
+    let page = cpu.window(1);
+    let console = super::console::Console::new(xen, page.clone(), 2);
+    // xenconsoled has consumed up to 2040 of 2040: the next bytes wrap.
+    page.u32(3080).unwrap().store(2040, Ordering::SeqCst);
+    page.u32(3084).unwrap().store(2040, Ordering::SeqCst);
+    assert_eq!(console.write(b"0123456789abcdef", 0).unwrap(), 16);
+    assert_eq!(page.u32(3084).unwrap().load(Ordering::SeqCst), 2056);
+    assert_eq!(page.u8(1024 + 2047).unwrap().load(Ordering::SeqCst), b'7');
+    assert_eq!(page.u8(1024).unwrap().load(Ordering::SeqCst), b'8');
+    assert_eq!(cpu.0.borrow().sends, [2]);
+    // Full ring, nobody draining: gives up after the allowed waits.
+    let big = [b'x'; 4096];
+    let n = console.write(&big, 3).unwrap();
+    assert_eq!(n, 2048 - 16);
+    assert!(!console.drain(5).unwrap());
+    page.u32(3080).unwrap().store(2056 + 2032, Ordering::SeqCst);
+    assert!(console.drain(5).unwrap());
+    // Indices more than a ring apart are refused.
+    page.u32(3080).unwrap().store(0, Ordering::SeqCst);
+    assert!(matches!(
+        console.write(b"y", 0),
+        Err(Error::Inconsistent(_))
+    ));
+}
+
+#[test]
+fn balloon_gives_back_and_takes_pages_through_the_memory_ops() {
+    let cpu = FakeCpu::xen_at(0x4000_0000, 4);
+    let xen = Xen::new(cpu.clone(), None).unwrap();
+    let mem = FakeMemory::default();
+    let mut balloon = super::balloon::Balloon::new();
+    // The fake answers 0 (no extent done) to memory ops it does not know.
+    assert_eq!(balloon.inflate(&xen, &mem, 4).unwrap(), 0);
+    assert_eq!(balloon.pages_out(), 0);
+    assert_eq!(*mem.freed.borrow(), 1, "page not returned to the platform");
+    assert_eq!(balloon.deflate(&xen, &mem, 4).unwrap(), 0);
+}
