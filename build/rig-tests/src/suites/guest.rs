@@ -85,6 +85,10 @@ pub const SUITE: Suite = Suite {
             name: "after_resume",
             run: || check("after_resume"),
         },
+        Test {
+            name: "evtchn_upcall_percpu",
+            run: || check("evtchn_upcall_percpu"),
+        },
     ],
     benches: &[],
 };
