@@ -103,6 +103,7 @@ impl BackendFeatures {
             gso_tcpv4: self.sg && self.gso_tcpv4 && !settings.transmitter_disable_ip_version4_gso,
             gso_tcpv6: self.sg && self.gso_tcpv6 && !settings.transmitter_disable_ip_version6_gso,
             multicast_control: self.multicast_control(settings),
+            always_copy: settings.transmitter_always_copy,
         }
     }
 }
@@ -187,5 +188,8 @@ mod tests {
         s.transmitter_disable_ip_version6_gso = true;
         f.sg = true;
         assert!(!f.tx_capabilities(&s).gso_tcpv6);
+        assert!(!f.tx_capabilities(&s).always_copy);
+        s.transmitter_always_copy = true;
+        assert!(f.tx_capabilities(&s).always_copy);
     }
 }

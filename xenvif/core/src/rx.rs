@@ -532,6 +532,7 @@ mod tests {
                 gso_tcpv4: false,
                 gso_tcpv6: false,
                 multicast_control: false,
+                always_copy: false,
             },
         )
         .unwrap();

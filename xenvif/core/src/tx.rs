@@ -160,6 +160,10 @@ pub struct TxCapabilities {
     pub gso_tcpv6: bool,
     /// Multicast control through extra info.
     pub multicast_control: bool,
+    /// `TransmitterAlwaysCopy`: the caller copies every packet into its own
+    /// page-aligned buffers before submitting (the engine never reads data, so
+    /// the copy is the caller's; this tells it to).
+    pub always_copy: bool,
 }
 
 /// The transmit half of one queue over ring memory `R`.
@@ -681,6 +685,7 @@ mod tests {
         gso_tcpv4: true,
         gso_tcpv6: true,
         multicast_control: true,
+        always_copy: false,
     };
 
     struct Rig {
@@ -834,6 +839,7 @@ mod tests {
             max_slots: 1,
             gso_tcpv4: false,
             multicast_control: false,
+            always_copy: true,
             ..CAPS
         };
         let mut r = rig(caps);
