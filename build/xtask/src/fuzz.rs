@@ -145,6 +145,9 @@ struct FuzzCrate {
     dir: PathBuf,
     /// Its targets, sorted.
     targets: Vec<String>,
+    /// Why its targets could not be listed (a half-written manifest): the run
+    /// goes on with the other crates and reports this one as failed.
+    problem: Option<String>,
 }
 
 /// What one target's run gave.
@@ -200,13 +203,16 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
         return Ok(());
     }
     ensure_cargo_fuzz()?;
-    let crates = discover(root)?;
+    let crates = discover(root);
     if crates.is_empty() {
         return Err("no fuzz crates (`*/fuzz`, `*/*/fuzz`) in the workspace".to_owned());
     }
     if options.list {
         for krate in &crates {
             println!("{} ({})", krate.name, krate.dir.display());
+            if let Some(why) = &krate.problem {
+                println!("  cannot list its targets: {why}");
+            }
             for target in &krate.targets {
                 println!("  {target}");
             }
@@ -217,6 +223,19 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     let out = root.join("target");
     let mut outcomes = Vec::new();
     for krate in &crates {
+        if let (Some(why), true) = (&krate.problem, options.targets.is_empty()) {
+            let outcome = Outcome {
+                label: format!("{}/*", krate.name),
+                fuzz_dir: krate.dir.clone(),
+                sanitizer: options.sanitizer.unwrap_or(Sanitizer::Address),
+                stats: Stats::default(),
+                seconds: 0.0,
+                verdict: Verdict::Failed(why.clone()),
+                log: krate.dir.join("Cargo.toml"),
+            };
+            println!("{}", summary_line(&outcome));
+            outcomes.push(outcome);
+        }
         let targets: Vec<&str> = selected
             .iter()
             .filter(|(k, _)| std::ptr::eq(*k, krate))
@@ -287,7 +306,7 @@ fn cargo() -> Command {
 }
 
 /// Every `*/fuzz` and `*/*/fuzz` cargo-fuzz crate below `root`, sorted by path.
-fn discover(root: &Path) -> Result<Vec<FuzzCrate>, String> {
+fn discover(root: &Path) -> Vec<FuzzCrate> {
     let mut dirs = Vec::new();
     for top in subdirs(root) {
         dirs.push(top.join("fuzz"));
@@ -307,8 +326,16 @@ fn discover(root: &Path) -> Result<Vec<FuzzCrate>, String> {
                     .to_string_lossy()
                     .replace('/', "-")
             });
-            let targets = list_targets(&dir)?;
-            Ok(FuzzCrate { name, dir, targets })
+            let (targets, problem) = match list_targets(&dir) {
+                Ok(targets) => (targets, None),
+                Err(why) => (Vec::new(), Some(why)),
+            };
+            FuzzCrate {
+                name,
+                dir,
+                targets,
+                problem,
+            }
         })
         .collect()
 }
@@ -367,10 +394,13 @@ fn list_targets(dir: &Path) -> Result<Vec<String>, String> {
         .output()
         .map_err(|e| format!("cannot run cargo fuzz list: {e}"))?;
     if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        // cargo-fuzz's error, without the backtrace anyhow may append.
+        let error = stderr.split("Stack backtrace:").next().unwrap_or_default();
         return Err(format!(
             "`cargo fuzz list --fuzz-dir {}` failed: {}",
             dir.display(),
-            String::from_utf8_lossy(&output.stderr).trim()
+            error.trim()
         ));
     }
     let mut targets: Vec<String> = String::from_utf8_lossy(&output.stdout)
@@ -491,7 +521,7 @@ fn build(
                 if sanitizer == Sanitizer::Address && wanted.is_none() {
                     println!(
                         "xtask: note: the AddressSanitizer build of {} failed ({}), \
-                         falling back to `--sanitizer none`:\n{}",
+                         trying `--sanitizer none`:\n{}",
                         krate.name,
                         log.display(),
                         tail(&log, 8)
@@ -1077,11 +1107,13 @@ Direct leak of 88 byte(s) in 11 object(s) allocated from:
                 name: "xen-abi".into(),
                 dir: "/x/fuzz".into(),
                 targets: vec!["ring".into(), "wire".into()],
+                problem: None,
             },
             FuzzCrate {
                 name: "xenbus-core".into(),
                 dir: "/b/fuzz".into(),
                 targets: vec!["reply".into(), "ring".into()],
+                problem: None,
             },
         ];
         let names = |wanted: &[&str]| {
