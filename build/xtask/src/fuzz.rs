@@ -792,11 +792,14 @@ fn done_seconds(text: &str) -> Option<f64> {
 
 /// The reproducer libFuzzer wrote, with the panic message or error line.
 fn finding(text: &str) -> Option<Finding> {
+    // libFuzzer also writes `slow-unit-*` for slow inputs that did not fail.
     let path = text.lines().find_map(|line| {
         let at = line.find("Test unit written to ")?;
-        Some(PathBuf::from(
-            line[at + "Test unit written to ".len()..].trim(),
-        ))
+        let path = PathBuf::from(line[at + "Test unit written to ".len()..].trim());
+        let slow = path
+            .file_name()
+            .is_some_and(|f| f.to_string_lossy().starts_with("slow-unit-"));
+        (!slow).then_some(path)
     })?;
     let file = path.file_name()?.to_string_lossy().into_owned();
     let kind = match file.split('-').next() {
@@ -1073,7 +1076,10 @@ Test unit written to ./oom-ffee
             found.message,
             "==1==ERROR: libFuzzer: out-of-memory (malloc(4294967296))"
         );
-        let leak = finding("Test unit written to /a/leak-01\n").expect("a finding");
+        assert!(finding("Test unit written to /a/slow-unit-01\n").is_none());
+        let leak =
+            finding("Test unit written to /a/slow-unit-01\nTest unit written to /a/leak-01\n")
+                .expect("a finding");
         assert_eq!(leak.kind, "leak");
         assert_eq!(leak.message, "no message");
         let leak = "\
