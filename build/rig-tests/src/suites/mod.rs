@@ -6,6 +6,7 @@ mod guest;
 mod platform;
 mod store;
 mod vif;
+mod vbd;
 
 /// Every suite, in the order `xenpv-rig-tests test` (no arguments) runs them.
 #[rustfmt::skip] // one line per suite, so parallel additions merge cleanly
@@ -14,4 +15,5 @@ pub const ALL: &[Suite] = &[
     store::SUITE,
     vif::SUITE,
     guest::SUITE,
+    vbd::SUITE,
 ];
