@@ -1368,10 +1368,13 @@ fn backend_reset_under_traffic() -> Result<(), String> {
     });
     thread::sleep(Duration::from_secs(3));
     let devid = vif.devid;
+    // Unbind and rebind netback (a backend reset). A rebound netback waits for
+    // its hotplug script's `hotplug-status` before it says Connected; the
+    // rig has no udev to run vif-bridge, so write what the script writes.
     sh(&format!(
-        "echo vif-0-{devid} > /sys/bus/xen-backend/drivers/vif/unbind; sleep 1; echo vif-0-{devid} > /sys/bus/xen-backend/drivers/vif/bind"
+        "echo vif-0-{devid} > /sys/bus/xen-backend/drivers/vif/unbind; sleep 3; echo vif-0-{devid} > /sys/bus/xen-backend/drivers/vif/bind; sleep 1; xenstore-write /local/domain/0/backend/vif/0/{devid}/hotplug-status connected"
     ))?;
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(90);
     while vif.stats().reconnects == 0 {
         vif.check_alive()?;
         if Instant::now() > deadline {

@@ -28,6 +28,10 @@ pub const STEPS: &[Step] = &[
         title: "the project's rig test suites against real xenstored, event channels and grants",
         command: "/rig/files/xenpv-rig-tests test",
     },
+    Step {
+        title: "TCP through our netfront engine vs Linux's xen-netfront, same netback, same boot (iperf3 both ways, 64 B UDP; ours/Linux)",
+        command: "/rig/files/xenpv-rig-tests bench vif",
+    },
 ];
 
 /// The dom0 script that runs every step and reports each.
