@@ -1275,8 +1275,13 @@ fn linux(dev: &str, load: Load) -> Result<f64, String> {
          --runtime={BENCH_SECS} --time_based --group_reporting --output-format=json",
         load.bs, load.qd
     ))?;
-    // JSON: the first `"iops" : N` after the job's `"read"` or `"write"` key.
-    let section = if load.write { "\"write\"" } else { "\"read\"" };
+    // JSON: the first `"iops" : N` in the job's `"read" : {` or `"write" : {`
+    // object (not the `"rw" : "write"` option).
+    let section = if load.write {
+        "\"write\" : {"
+    } else {
+        "\"read\" : {"
+    };
     let at = out
         .find(section)
         .ok_or_else(|| format!("no {section} in fio output"))?;

@@ -29,6 +29,10 @@ pub const STEPS: &[Step] = &[
         command: "/rig/files/xenpv-rig-tests test",
     },
     Step {
+        title: "XENVBD: ext4 made, filled, remounted and checked through our blkfront engine (as /dev/nbd0), then our engine vs Linux's xen-blkfront",
+        command: "/rig/files/xenpv-rig-tests test vbd::filesystem_over_nbd && /rig/files/xenpv-rig-tests bench vbd",
+    },
+    Step {
         title: "TCP through our netfront engine vs Linux's xen-netfront, same netback, same boot (iperf3 both ways, 64 B UDP; ours/Linux)",
         command: "/rig/files/xenpv-rig-tests bench vif",
     },
