@@ -399,3 +399,101 @@ fn balloon_gives_back_and_takes_pages_through_the_memory_ops() {
     assert_eq!(*mem.freed.borrow(), 1, "page not returned to the platform");
     assert_eq!(balloon.deflate(&xen, &mem, 4).unwrap(), 0);
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeSet;
+
+    proptest! {
+        /// Whatever Xen leaves in the 2-level bitmaps, `poll` delivers each
+        /// pending, unmasked port exactly once (masked and cleared), nothing
+        /// else, and terminates.
+        #[test]
+        fn two_level_delivers_exactly_the_ready_ports(
+            pending in proptest::collection::vec(any::<u64>(), 64),
+            mask in proptest::collection::vec(any::<u64>(), 64),
+            sel in any::<u64>(),
+            budget in 1usize..64,
+        ) {
+            let (_cpu, mut ev, page) = two_level();
+            for w in 0..64 {
+                page.u64(si::EVTCHN_PENDING + w * 8).unwrap().store(pending[w], Ordering::SeqCst);
+                page.u64(si::EVTCHN_MASK + w * 8).unwrap().store(mask[w], Ordering::SeqCst);
+            }
+            page.u64(si::PENDING_SEL).unwrap().store(sel, Ordering::SeqCst);
+            let mut expect = BTreeSet::new();
+            for w in 0..64u32 {
+                if sel & (1 << w) != 0 {
+                    let ready = pending[w as usize] & !mask[w as usize];
+                    for b in 0..64u32 {
+                        if ready & (1 << b) != 0 {
+                            expect.insert(w * 64 + b);
+                        }
+                    }
+                }
+            }
+            let mut got = Vec::new();
+            // Bounded: at most one call per expected port plus one.
+            for _ in 0..=expect.len() {
+                let n = ev.poll(budget, |p| got.push(p)).unwrap();
+                if n == 0 {
+                    break;
+                }
+            }
+            let set: BTreeSet<u32> = got.iter().copied().collect();
+            prop_assert_eq!(set.len(), got.len(), "a port was delivered twice");
+            prop_assert_eq!(set, expect);
+            for &p in &got {
+                prop_assert!(!ev.is_pending(p).unwrap());
+            }
+        }
+
+        /// Whatever Xen (or a corruption) leaves in the FIFO control block and
+        /// event words, `poll` terminates, never names a port outside the
+        /// event array, and every delivered port ends masked and not pending.
+        #[test]
+        fn fifo_never_follows_a_link_out_of_the_array(
+            words in proptest::collection::vec(any::<u32>(), 1024),
+            heads in proptest::collection::vec(0u32..1100, 16),
+            ready in any::<u32>(),
+        ) {
+            let cpu = FakeCpu::xen_at(0x4000_0000, 4);
+            let xen = Xen::new(cpu.clone(), None).unwrap();
+            let shared = SharedInfo::map(&xen, cpu.window(1), 0xf0000).unwrap();
+            let vcpu = shared.vcpu_info(0).unwrap();
+            let mem = FakeMemory::default();
+            let mut ev = EventChannels::new(xen, shared, vcpu, mem.clone());
+            ev.enable_fifo().unwrap();
+            let allocs = mem.allocated.borrow().clone();
+            // SAFETY: the fake's leaked pages, one page each.
+            let control = unsafe { super::super::Shared::new(cpu.clone(), allocs[0], 4096) };
+            // SAFETY: as above.
+            let array = unsafe { super::super::Shared::new(cpu.clone(), allocs[1], 4096) };
+            for (i, w) in words.iter().enumerate() {
+                array.u32(i * 4).unwrap().store(*w, Ordering::SeqCst);
+            }
+            for (q, h) in heads.iter().enumerate() {
+                control.u32(8 + q * 4).unwrap().store(*h, Ordering::SeqCst);
+            }
+            control.u32(0).unwrap().store(ready & 0xffff, Ordering::SeqCst);
+            let mut got = Vec::new();
+            let mut calls = 0;
+            loop {
+                calls += 1;
+                prop_assert!(calls < 10_000, "poll never settles");
+                match ev.poll(16, |p| got.push(p)) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(Error::BadPort(p)) => prop_assert!(p >= 1024),
+                    Err(e) => prop_assert!(false, "unexpected error {e:?}"),
+                }
+            }
+            for &p in &got {
+                prop_assert!(p < 1024);
+                let w = array.u32(p as usize * 4).unwrap().load(Ordering::SeqCst);
+                prop_assert_eq!(w & (PENDING | MASKED), MASKED);
+            }
+        }
+    }
+}
