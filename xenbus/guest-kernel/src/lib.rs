@@ -4,7 +4,7 @@
 //!
 //! The library is ordinary `no_std` code that also builds (and unit-tests) on
 //! the host; the binary (`--features kernel`, built by `cargo xtask rig test
-//! guest` with the flags in `build/xtask/src/rig/guest.rs`) adds the entry
+//! guest` with the flags in `build/xtask/src/rig/guest_kernel.rs`) adds the entry
 //! code, the linker script, the interrupt table, the heap and the panic
 //! handler.
 //!
