@@ -207,19 +207,25 @@ fn lookup_domid() -> Option<u16> {
     xl(&["domid", NAME]).ok()?.trim().parse().ok()
 }
 
-/// Restarts xenconsoled so that it logs guest consoles to files (the rig starts
-/// it with `--log=none`).
-fn console_logging() {
+/// Restarts xenconsoled so that it logs guest consoles to files (`true`) or
+/// as the rig's init starts it, `--log=none` (`false`, at the end: later
+/// suites find dom0 as it was).
+fn console_logging(on: bool) {
     if let Ok(pid) = std::fs::read_to_string("/run/xen/xenconsoled.pid") {
         let _ = Command::new("kill").arg(pid.trim()).status();
         std::thread::sleep(Duration::from_millis(300));
     }
     let _ = std::fs::create_dir_all("/var/log/xen/console");
-    let _ = std::fs::remove_file(CONSOLE_LOG);
+    let log = if on {
+        let _ = std::fs::remove_file(CONSOLE_LOG);
+        "--log=guest"
+    } else {
+        "--log=none"
+    };
     let _ = Command::new("/usr/lib/xen-4.17/bin/xenconsoled")
         .args([
             "--pid-file=/run/xen/xenconsoled.pid",
-            "--log=guest",
+            log,
             "--log-dir=/var/log/xen/console",
         ])
         .status();
@@ -254,7 +260,7 @@ fn report_lines() -> Vec<String> {
 fn run_guest() -> Result<GuestRun, String> {
     let kernel = helper(KERNEL)?;
     let _ = xl(&["destroy", NAME]);
-    console_logging();
+    console_logging(true);
     let cfg = format!(
         "name = \"{NAME}\"\ntype = \"pvh\"\nkernel = \"{}\"\nmemory = 32\nvcpus = 1\n\
          on_poweroff = \"destroy\"\non_reboot = \"destroy\"\non_crash = \"preserve\"\n\
@@ -304,6 +310,7 @@ fn run_guest() -> Result<GuestRun, String> {
         let _ = xl(&["destroy", NAME]);
     }
     let _ = std::fs::remove_file(SAVE_FILE);
+    console_logging(false);
     Ok(GuestRun {
         lines,
         boot_to_result,
