@@ -42,11 +42,6 @@ pub enum Violation {
         /// The limit.
         max: usize,
     },
-    /// A received packet longer than any the protocol allows.
-    RxTooLong {
-        /// Its length so far.
-        len: usize,
-    },
     /// An extra-info slot of an unknown or repeated type, or a chain too long.
     BadExtraInfo {
         /// The type byte.
@@ -106,10 +101,6 @@ impl fmt::Display for Violation {
             Self::RxTooManySlots { max } => {
                 write!(f, "rx ring: packet chains more than {max} slots")
             }
-            Self::RxTooLong { len } => write!(
-                f,
-                "rx ring: packet of {len} bytes exceeds the protocol maximum"
-            ),
             Self::BadExtraInfo { kind } => write!(
                 f,
                 "extra info of type {kind} unknown, repeated or chained too long"
