@@ -71,6 +71,8 @@ pub struct FakeXen {
     /// Notifications per port.
     pub notified: RefCell<BTreeMap<u32, u32>>,
     store: RefCell<BTreeMap<String, Vec<u8>>>,
+    /// Handles of the pages [`FakeXen::data_page`] gave out.
+    data_pages: RefCell<Vec<Pages>>,
     /// Transaction ends that report a conflict before one succeeds.
     pub eagain: Cell<u32>,
 }
@@ -106,6 +108,7 @@ impl FakeXen {
             next_port: Cell::new(1),
             notified: RefCell::default(),
             store: RefCell::default(),
+            data_pages: RefCell::default(),
             eagain: Cell::new(0),
         }
     }
@@ -122,7 +125,8 @@ impl FakeXen {
     pub fn data_page(&self) -> Pfn {
         let pages = self.alloc(1).expect("heap");
         let pfn = pages.pfns()[0];
-        core::mem::forget(pages);
+        // The test keeps using the frame by number; the handle lives here.
+        self.data_pages.borrow_mut().push(pages);
         pfn
     }
 
