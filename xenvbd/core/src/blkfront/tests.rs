@@ -779,3 +779,112 @@ fn restart_replays_everything_once() {
         );
     }
 }
+
+/// The two layers together, as the miniport will use them: SCSI WRITE(10) and
+/// READ(10) on a 4K-sector disk become engine transfers in 512-byte sectors;
+/// UNMAP becomes discards on extent boundaries; SYNCHRONIZE CACHE a flush.
+#[test]
+fn scsi_commands_through_the_engine() {
+    use crate::scsi::{self, Outcome, Request};
+    let xen = FakeXen::new();
+    let keys = BackendKeys::linux_like(8192).with("sector-size", "4096");
+    let (mut fe, mut be) = connect(&xen, &keys, one_queue());
+    let lu = fe.logical_unit().unwrap();
+    assert_eq!((lu.block_size, lu.blocks), (4096, 1024));
+    let page = xen.data_page();
+    xen.write_frame(page, 0, &[0x5A; 4096]);
+    let seg = [Segment::new(page, 0, 4096).unwrap()];
+    let mut done = Vec::new();
+    let mut run = |fe: &mut Fe, be: &mut FakeBlkback<'_>, cdb: &[u8], data_out: &[u8]| {
+        let outcome = scsi::execute(
+            Request {
+                cdb,
+                data_out,
+                data_in: &mut [],
+                transfer_len: 4096,
+            },
+            &lu,
+        );
+        let p = platform(&xen);
+        match outcome {
+            Outcome::Transfer(t) => {
+                let operation = if t.write {
+                    Operation::Write { fua: t.fua }
+                } else {
+                    Operation::Read
+                };
+                fe.submit(
+                    0,
+                    &IoRequest {
+                        tag: 1,
+                        operation,
+                        sector: t.sector,
+                        segments: &seg,
+                    },
+                    p,
+                )
+                .unwrap();
+            }
+            Outcome::Flush => {
+                fe.submit(
+                    0,
+                    &IoRequest {
+                        tag: 2,
+                        operation: Operation::Flush,
+                        sector: 0,
+                        segments: &[],
+                    },
+                    p,
+                )
+                .unwrap();
+            }
+            Outcome::Unmap(list) => {
+                for r in list.discard_ranges(lu.discard.unwrap()) {
+                    let operation = Operation::Discard {
+                        sectors: r.sectors,
+                        secure: false,
+                    };
+                    fe.submit(
+                        0,
+                        &IoRequest {
+                            tag: 3,
+                            operation,
+                            sector: r.sector,
+                            segments: &[],
+                        },
+                        p,
+                    )
+                    .unwrap();
+                }
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        for _ in 0..2 {
+            be.serve();
+            poll_all(fe, &xen, &mut done);
+        }
+    };
+    // WRITE(10) LBA 3, 1 block, FUA.
+    run(&mut fe, &mut be, &[0x2A, 0x08, 0, 0, 0, 3, 0, 0, 1, 0], &[]);
+    assert!(be.disk[3 * 4096..4 * 4096].iter().all(|&b| b == 0x5A));
+    assert_eq!(be.seen[0].sector, 24, "4K LBA 3 is 512-byte sector 24");
+    // READ(10) LBA 3 into a cleared page.
+    xen.write_frame(page, 0, &[0; 4096]);
+    run(&mut fe, &mut be, &[0x28, 0, 0, 0, 0, 3, 0, 0, 1, 0], &[]);
+    let mut back = [0u8; 4096];
+    xen.read_frame(page, 0, &mut back);
+    assert!(back.iter().all(|&b| b == 0x5A));
+    // UNMAP LBA 3, 1 block: one 4 KiB extent.
+    let mut list = vec![0u8, 22, 0, 16];
+    list.extend_from_slice(&[0; 4]);
+    list.extend_from_slice(&3u64.to_be_bytes());
+    list.extend_from_slice(&1u32.to_be_bytes());
+    list.extend_from_slice(&[0; 4]);
+    run(&mut fe, &mut be, &[0x42, 0, 0, 0, 0, 0, 0, 0, 24, 0], &list);
+    assert!(be.disk[3 * 4096..4 * 4096].iter().all(|&b| b == 0));
+    // SYNCHRONIZE CACHE(10).
+    run(&mut fe, &mut be, &[0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0], &[]);
+    assert_eq!(be.seen.last().unwrap().operation, BLKIF_OP_FLUSH_DISKCACHE);
+    assert!(done.iter().all(|c| c.status == Status::Ok), "{done:?}");
+    assert_eq!(done.len(), 4);
+}
