@@ -41,8 +41,11 @@
 //! FAIL platform::evtchn_loopback: no event within 2 s
 //! ```
 //!
-//! Anything else a test prints (to stdout or stderr) appears in the log in between;
-//! keep it short. The run ends with the line `N passed, M failed` (this exact plain
+//! The xtask relays only the console lines that start with `ok   `, `FAIL `, `BENCH `
+//! and the closing line; anything else a test prints (to stdout or stderr) stays in
+//! the serial log (its path is printed at the end); keep it short.
+//! Budget: CI runs every suite in one boot within a 30-minute total, under TCG on a
+//! small host; keep a suite to a minute or two and put long runs in benches. The run ends with the line `N passed, M failed` (this exact plain
 //! form is what the xtask and CI recognise) and exits non-zero if anything failed.
 //! Tests run in dom0 as root, one after the other, in registration order; each must
 //! leave dom0 as it found it (unbind ports, free grants, remove xenstore nodes,
