@@ -234,9 +234,12 @@ pub fn mapping_page_bytes(entries: &[u32], out: &mut [u8; PAGE_SIZE]) -> usize {
     written
 }
 
-/// The requests that configure Toeplitz RSS, in the order netback needs them
-/// (the mapping size before the mapping), for key/table pages `key_gref` and
-/// `mapping_gref`.
+/// The requests that configure Toeplitz RSS for key/table pages `key_gref`
+/// and `mapping_gref`, in an order that never leaves a half-configured hash
+/// in force: types, key, mapping size (before the mapping, netback's rule),
+/// mapping, and only then the algorithm. (Algorithm first, as one might
+/// write it, lets netback hash packets with a zero key meanwhile; the rig
+/// caught one such packet.)
 pub fn rss_sequence(
     types: HashTypes,
     mapping_len: u32,
@@ -244,7 +247,6 @@ pub fn rss_sequence(
     mapping_gref: GrantRef,
 ) -> [CtrlRequest; 5] {
     [
-        CtrlRequest::SetHashAlgorithm { toeplitz: true },
         CtrlRequest::SetHashFlags(types),
         CtrlRequest::SetHashKey {
             gref: key_gref,
@@ -256,6 +258,7 @@ pub fn rss_sequence(
             offset: 0,
             count: mapping_len,
         },
+        CtrlRequest::SetHashAlgorithm { toeplitz: true },
     ]
 }
 
@@ -347,6 +350,22 @@ mod tests {
                 Err(CtrlError::Broken)
             );
         }
+    }
+
+    #[test]
+    fn the_algorithm_is_switched_on_last() {
+        let sequence = rss_sequence(HashTypes::ALL, 8, GrantRef(1), GrantRef(2));
+        assert_eq!(
+            sequence[4],
+            CtrlRequest::SetHashAlgorithm { toeplitz: true }
+        );
+        let size = sequence
+            .iter()
+            .position(|r| matches!(r, CtrlRequest::SetHashMappingSize(8)));
+        let mapping = sequence
+            .iter()
+            .position(|r| matches!(r, CtrlRequest::SetHashMapping { .. }));
+        assert!(size < mapping);
     }
 
     #[test]
