@@ -236,10 +236,11 @@ pub fn mapping_page_bytes(entries: &[u32], out: &mut [u8; PAGE_SIZE]) -> usize {
 
 /// The requests that configure Toeplitz RSS for key/table pages `key_gref`
 /// and `mapping_gref`, in an order that never leaves a half-configured hash
-/// in force: types, key, mapping size (before the mapping, netback's rule),
-/// mapping, and only then the algorithm. (Algorithm first, as one might
-/// write it, lets netback hash packets with a zero key meanwhile; the rig
-/// caught one such packet.)
+/// in force: the algorithm (netback refuses hash types without one), the key,
+/// the mapping size (before the mapping, netback's rule), the mapping, and
+/// only then the hash types. Until the types are set no packet is hashed, so
+/// none carries a hash made with a partial configuration (the rig caught one
+/// when the types came before the key).
 pub fn rss_sequence(
     types: HashTypes,
     mapping_len: u32,
@@ -247,7 +248,7 @@ pub fn rss_sequence(
     mapping_gref: GrantRef,
 ) -> [CtrlRequest; 5] {
     [
-        CtrlRequest::SetHashFlags(types),
+        CtrlRequest::SetHashAlgorithm { toeplitz: true },
         CtrlRequest::SetHashKey {
             gref: key_gref,
             len: u32::try_from(KEY_LEN).unwrap_or(40),
@@ -258,7 +259,7 @@ pub fn rss_sequence(
             offset: 0,
             count: mapping_len,
         },
-        CtrlRequest::SetHashAlgorithm { toeplitz: true },
+        CtrlRequest::SetHashFlags(types),
     ]
 }
 
@@ -353,12 +354,13 @@ mod tests {
     }
 
     #[test]
-    fn the_algorithm_is_switched_on_last() {
+    fn hash_types_are_switched_on_last() {
         let sequence = rss_sequence(HashTypes::ALL, 8, GrantRef(1), GrantRef(2));
         assert_eq!(
-            sequence[4],
+            sequence[0],
             CtrlRequest::SetHashAlgorithm { toeplitz: true }
         );
+        assert_eq!(sequence[4], CtrlRequest::SetHashFlags(HashTypes::ALL));
         let size = sequence
             .iter()
             .position(|r| matches!(r, CtrlRequest::SetHashMappingSize(8)));
