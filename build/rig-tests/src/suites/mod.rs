@@ -5,8 +5,8 @@ use crate::Suite;
 mod guest;
 mod platform;
 mod store;
-mod vif;
 mod vbd;
+mod vif;
 
 /// Every suite, in the order `xenpv-rig-tests test` (no arguments) runs them.
 #[rustfmt::skip] // one line per suite, so parallel additions merge cleanly
