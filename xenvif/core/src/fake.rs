@@ -65,6 +65,30 @@ impl FakeMemory {
     }
 }
 
+impl crate::coalesce::TxFrames for FakeMemory {
+    fn copy(
+        &self,
+        dst: Pfn,
+        dst_offset: usize,
+        src: Pfn,
+        src_offset: usize,
+        len: usize,
+    ) -> Result<(), crate::coalesce::BadFrame> {
+        let mut pages = self.pages.borrow_mut();
+        let bytes = pages
+            .get(&src.0)
+            .and_then(|p| p.get(src_offset..src_offset.checked_add(len)?))
+            .ok_or(crate::coalesce::BadFrame)?
+            .to_vec();
+        pages
+            .get_mut(&dst.0)
+            .and_then(|p| p.get_mut(dst_offset..dst_offset.checked_add(len)?))
+            .ok_or(crate::coalesce::BadFrame)?
+            .copy_from_slice(&bytes);
+        Ok(())
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Grant {
     pfn: Pfn,

@@ -9,6 +9,8 @@
 //!   inputs per type, queue selection through a mapping table;
 //! - [`tx`], [`rx`], [`ctrl`]: one queue's transmit and receive rings and the
 //!   control ring, every response validated ([`error::Violation`]);
+//!   [`coalesce`]: the per-queue copy pool for packets with too many
+//!   fragments (or `TransmitterAlwaysCopy`);
 //! - [`backend`], [`settings`], [`netfront`]: what the backend offers, our
 //!   knobs, the xenbus handshake, reconnect and teardown;
 //! - [`stats`]: NDIS-shaped counters;
@@ -24,6 +26,7 @@
 extern crate alloc;
 
 pub mod backend;
+pub mod coalesce;
 pub mod ctrl;
 pub mod error;
 #[cfg(any(test, feature = "test-utils"))]

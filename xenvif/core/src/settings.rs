@@ -26,9 +26,9 @@ pub struct Settings {
     pub transmitter_disable_ip_version4_gso: bool,
     /// `TransmitterDisableIpVersion6Gso`: no TSO over IPv6.
     pub transmitter_disable_ip_version6_gso: bool,
-    /// `TransmitterAlwaysCopy`: the caller copies every packet into its own
-    /// page-aligned buffers before submitting (surfaced as
-    /// `TxCapabilities::always_copy`; the engine never touches data).
+    /// `TransmitterAlwaysCopy`: copy every packet before sending it
+    /// (surfaced as `TxCapabilities::always_copy`; `TxQueue::submit_coalesced`
+    /// copies into the queue's pool, plain `TxQueue::submit` never reads data).
     pub transmitter_always_copy: bool,
     /// `ReceiverDisableIpVersion4Gso` / `...6Gso` combined with
     /// `ReceiverAllowGsoPackets = 0`: advertise no large-receive offload, so

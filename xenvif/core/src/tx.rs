@@ -21,6 +21,7 @@ use xen_abi::netif::{
 use xen_abi::ring::{RingMemory, RingSetupError};
 use xenbus_interface::api::{DomId, GrantError, GrantRef, GrantTable, PAGE_SIZE, Pfn};
 
+use crate::coalesce::{TxCopyPool, TxFrames};
 use crate::error::Violation;
 use crate::stats::Statistics;
 use crate::wire::ethernet::MacAddress;
@@ -122,6 +123,11 @@ pub enum TxError {
     Unsupported,
     /// The device is broken.
     Broken,
+    /// The packet must be coalesced but the queue's copy pool has too few
+    /// free pages now (or no pool is attached): retry after completions.
+    Busy,
+    /// The platform could not copy a fragment while coalescing.
+    BadFrame,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -130,6 +136,9 @@ struct Slot {
     gref: Option<GrantRef>,
     /// Id of the packet's first slot (its entry in `packets`).
     head: u16,
+    /// The copy-pool page carrying the data (its grant is the pool's: kept,
+    /// the page goes back to the pool when answered).
+    page: Option<u16>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -160,9 +169,9 @@ pub struct TxCapabilities {
     pub gso_tcpv6: bool,
     /// Multicast control through extra info.
     pub multicast_control: bool,
-    /// `TransmitterAlwaysCopy`: the caller copies every packet into its own
-    /// page-aligned buffers before submitting (the engine never reads data, so
-    /// the copy is the caller's; this tells it to).
+    /// `TransmitterAlwaysCopy`: every packet is copied before it is sent;
+    /// [`TxQueue::submit_coalesced`] does so into its copy pool (plain
+    /// [`TxQueue::submit`] never reads data and ignores this).
     pub always_copy: bool,
 }
 
@@ -178,6 +187,8 @@ pub struct TxQueue<R> {
     /// Grants the backend would not release; their packets stay pending.
     quarantine: Vec<(GrantRef, u16)>,
     broken: Option<Violation>,
+    /// Pages to coalesce into ([`crate::coalesce`]).
+    pool: Option<TxCopyPool>,
 }
 
 impl<R: RingMemory> TxQueue<R> {
@@ -200,6 +211,7 @@ impl<R: RingMemory> TxQueue<R> {
             packets: alloc::vec![None; ids],
             quarantine: Vec::with_capacity(ids),
             broken: None,
+            pool: None,
         })
     }
 
@@ -276,6 +288,7 @@ impl<R: RingMemory> TxQueue<R> {
             self.slots[usize::from(id)] = Some(Slot {
                 gref: Some(grefs[i]),
                 head: head_id,
+                page: None,
             });
             let mut flags = 0;
             if i + 1 < count {
@@ -379,6 +392,7 @@ impl<R: RingMemory> TxQueue<R> {
         self.slots[usize::from(id)] = Some(Slot {
             gref: None,
             head: id,
+            page: None,
         });
         let request = NetifTxRequest {
             gref: 0,
@@ -400,6 +414,187 @@ impl<R: RingMemory> TxQueue<R> {
             pending: 1,
             status: TxStatus::Okay,
         });
+        stats.tx_packets_queued += 1;
+        Ok(())
+    }
+
+    /// Gives the queue its coalescing pages (connect time; see
+    /// [`crate::coalesce`]). The pool must be granted to this queue's backend.
+    /// Returns the pool already attached, if any, when that one is idle;
+    /// otherwise keeps it and hands `pool` back.
+    pub fn attach_copy_pool(&mut self, pool: TxCopyPool) -> Result<Option<TxCopyPool>, TxCopyPool> {
+        if pool.backend() != self.backend {
+            return Err(pool);
+        }
+        match self.pool.take() {
+            Some(old) if old.free_pages() != old.capacity() => {
+                self.pool = Some(old);
+                Err(pool)
+            }
+            old => {
+                self.pool = Some(pool);
+                Ok(old)
+            }
+        }
+    }
+
+    /// Takes the coalescing pool back (teardown) when none of its pages
+    /// carries an unanswered request.
+    pub fn detach_copy_pool(&mut self) -> Option<TxCopyPool> {
+        match self.pool.take() {
+            Some(pool) if pool.free_pages() != pool.capacity() => {
+                self.pool = Some(pool);
+                None
+            }
+            pool => pool,
+        }
+    }
+
+    /// The coalescing pool, if one is attached.
+    pub fn copy_pool(&self) -> Option<&TxCopyPool> {
+        self.pool.as_ref()
+    }
+
+    fn return_page(&mut self, page: u16) {
+        if let Some(pool) = self.pool.as_mut() {
+            pool.put(page);
+        }
+    }
+
+    /// The backend's say on `offload.gso`.
+    fn allowed_gso(&self, offload: TxOffload) -> Result<Option<Gso>, TxError> {
+        match offload.gso {
+            None => Ok(None),
+            Some(gso) => {
+                let allowed = match gso.kind {
+                    GsoKind::TcpV4 => self.caps.gso_tcpv4,
+                    GsoKind::TcpV6 => self.caps.gso_tcpv6,
+                };
+                if !allowed || gso.mss == 0 {
+                    return Err(TxError::Unsupported);
+                }
+                Ok(Some(gso))
+            }
+        }
+    }
+
+    /// Queues `packet` like [`TxQueue::submit`], coalescing it first when it
+    /// has more fragments than [`TxQueue::max_slots`] or when
+    /// [`TxCapabilities::always_copy`] is set: its bytes are copied with
+    /// `frames` into free pages of the attached pool, packed from the first
+    /// page's start (headers in the first slot), flags and GSO kept. Packets
+    /// that fit go through [`TxQueue::submit`] unchanged.
+    ///
+    /// On error nothing was written, no pool page is held and the caller
+    /// keeps the packet; [`TxError::Busy`] means too few pool pages are free
+    /// now. On success the caller's fragments are no longer needed once this
+    /// returns for a copied packet (its completion still carries `tag`).
+    pub fn submit_coalesced(
+        &mut self,
+        grants: &impl GrantTable,
+        frames: &impl TxFrames,
+        packet: &TxPacket<'_>,
+        stats: &mut Statistics,
+    ) -> Result<(), TxError> {
+        if self.broken.is_some() {
+            return Err(TxError::Broken);
+        }
+        let count = packet.buffers.len();
+        if !self.caps.always_copy && count <= self.caps.max_slots && count <= MAX_FRAGMENTS {
+            return self.submit(grants, packet, stats);
+        }
+        let total = validate_any_count(packet.buffers)?;
+        let pages = usize::from(total).div_ceil(PAGE_SIZE);
+        if pages > self.caps.max_slots {
+            return Err(TxError::TooManySlots {
+                needed: pages,
+                max: self.caps.max_slots,
+            });
+        }
+        let gso = self.allowed_gso(packet.offload)?;
+        let extras = usize::from(gso.is_some());
+        let free = usize::try_from(self.ring.free_requests()).unwrap_or(0);
+        if free < pages + extras || self.free_ids.len() < pages {
+            return Err(TxError::RingFull);
+        }
+        let mut taken = [(0u16, Pfn(0), GrantRef(0)); MAX_FRAGMENTS];
+        let Some(pool) = self.pool.as_mut() else {
+            return Err(TxError::Busy);
+        };
+        if pool.free_pages() < pages {
+            return Err(TxError::Busy);
+        }
+        for slot in taken.iter_mut().take(pages) {
+            let Some(page) = pool.take() else {
+                for &(index, _, _) in &taken[..pages] {
+                    pool.put(index);
+                }
+                return Err(TxError::Busy);
+            };
+            *slot = page;
+        }
+        let taken = &taken[..pages];
+        if copy_packed(frames, packet.buffers, taken).is_err() {
+            for &(index, _, _) in taken {
+                pool.put(index);
+            }
+            return Err(TxError::BadFrame);
+        }
+        let mut head = None;
+        let mut left = usize::from(total);
+        for (i, &(page, _, gref)) in taken.iter().enumerate() {
+            // Checked above: enough free ids.
+            let Some(id) = self.free_ids.pop() else {
+                return Err(TxError::RingFull);
+            };
+            let head_id = *head.get_or_insert(id);
+            self.slots[usize::from(id)] = Some(Slot {
+                gref: Some(gref),
+                head: head_id,
+                page: Some(page),
+            });
+            let len = left.min(PAGE_SIZE);
+            left -= len;
+            let mut flags = 0;
+            if i + 1 < pages {
+                flags |= NETTXF_MORE_DATA;
+            }
+            let size = if i == 0 {
+                if packet.offload.checksum_blank {
+                    flags |= NETTXF_CSUM_BLANK;
+                }
+                if packet.offload.data_validated || packet.offload.checksum_blank {
+                    flags |= NETTXF_DATA_VALIDATED;
+                }
+                if gso.is_some() {
+                    flags |= NETTXF_EXTRA_INFO;
+                }
+                total
+            } else {
+                // At most a page: fits.
+                u16::try_from(len).unwrap_or(u16::MAX)
+            };
+            let request = NetifTxRequest {
+                gref: gref.0,
+                offset: 0,
+                flags,
+                id,
+                size,
+            };
+            let _ = self.ring.write_request(&request);
+            if let (0, Some(gso)) = (i, gso) {
+                let _ = self
+                    .ring
+                    .write_request(&NetifTxRequest::from(gso_extra(gso)));
+            }
+        }
+        if let Some(head) = head {
+            self.packets[usize::from(head)] = Some(InFlight {
+                tag: packet.tag,
+                pending: u16::try_from(pages).unwrap_or(u16::MAX),
+                status: TxStatus::Okay,
+            });
+        }
         stats.tx_packets_queued += 1;
         Ok(())
     }
@@ -489,6 +684,11 @@ impl<R: RingMemory> TxQueue<R> {
                 packet.status = status;
             }
         }
+        if let Some(page) = slot.page {
+            self.return_page(page);
+            self.finish_slot(slot.head, stats, complete);
+            return Ok(());
+        }
         if let Some(gref) = slot
             .gref
             .filter(|&g| grants.revoke(g) == Err(GrantError::InUse))
@@ -542,6 +742,13 @@ impl<R: RingMemory> TxQueue<R> {
                 .and_then(Option::as_mut)
             {
                 packet.status = TxStatus::Error;
+            }
+            if let Some(page) = slot.page {
+                // Nothing will answer it any more; the page stays granted
+                // (the pool's) and is reused only by a queue that is not broken.
+                self.return_page(page);
+                self.finish_slot(slot.head, stats, complete);
+                continue;
             }
             if let Some(gref) = slot
                 .gref
@@ -610,6 +817,67 @@ impl<R: RingMemory> TxQueue<R> {
 /// each possibly split across two pages, bounded by netback's own limit.
 pub const MAX_FRAGMENTS: usize = xen_abi::netif::XEN_NETIF_NR_SLOTS_MIN;
 
+/// The GSO extra-info slot for `gso`.
+fn gso_extra(gso: Gso) -> NetifExtraInfo {
+    let kind = match gso.kind {
+        GsoKind::TcpV4 => XEN_NETIF_GSO_TYPE_TCPV4,
+        GsoKind::TcpV6 => XEN_NETIF_GSO_TYPE_TCPV6,
+    };
+    NetifExtraInfo::from_gso(
+        0,
+        NetifExtraGso {
+            size: gso.mss,
+            r#type: kind,
+            pad: 0,
+            features: 0,
+        },
+    )
+}
+
+/// Checks fragments of a packet to coalesce (any count) and returns the
+/// total length.
+fn validate_any_count(buffers: &[TxBuffer]) -> Result<u16, TxError> {
+    if buffers.is_empty() {
+        return Err(TxError::BadPacket);
+    }
+    let mut total: u32 = 0;
+    for buffer in buffers {
+        let end = usize::from(buffer.offset) + usize::from(buffer.len);
+        if buffer.len == 0 || end > PAGE_SIZE {
+            return Err(TxError::BadPacket);
+        }
+        total = total.saturating_add(u32::from(buffer.len));
+        if total > XEN_NETIF_MAX_TX_SIZE {
+            return Err(TxError::BadPacket);
+        }
+    }
+    u16::try_from(total).map_err(|_| TxError::BadPacket)
+}
+
+/// Copies the fragments back to back into `pages` from the first one's
+/// start; `pages` hold at least their total length.
+fn copy_packed(
+    frames: &impl TxFrames,
+    buffers: &[TxBuffer],
+    pages: &[(u16, Pfn, GrantRef)],
+) -> Result<(), crate::coalesce::BadFrame> {
+    let mut at = 0usize;
+    for buffer in buffers {
+        let mut src_offset = usize::from(buffer.offset);
+        let mut left = usize::from(buffer.len);
+        while left > 0 {
+            let page = pages.get(at / PAGE_SIZE).ok_or(crate::coalesce::BadFrame)?;
+            let dst_offset = at % PAGE_SIZE;
+            let chunk = left.min(PAGE_SIZE - dst_offset);
+            frames.copy(page.1, dst_offset, buffer.pfn, src_offset, chunk)?;
+            at += chunk;
+            src_offset += chunk;
+            left -= chunk;
+        }
+    }
+    Ok(())
+}
+
 /// Checks fragments and returns the total length.
 fn validate_buffers(buffers: &[TxBuffer]) -> Result<u16, TxError> {
     if buffers.is_empty() || buffers.len() > MAX_FRAGMENTS {
@@ -673,6 +941,7 @@ pub fn fragments_of(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::coalesce::TxCopyPool;
     use crate::fake::{FakeBackend, FakeGrants, FakeMemory};
     use alloc::sync::Arc;
     use xen_abi::netif::XEN_NETIF_EXTRA_TYPE_GSO;
@@ -1043,5 +1312,323 @@ mod tests {
         assert_eq!(r.queue.quarantined(), 0);
         assert_eq!(r.done.len(), 3);
         assert_eq!(r.grants.active(), 0);
+    }
+
+    /// `count` fragments of `len` bytes, each alone in a fresh page at a
+    /// varying offset, and the bytes they carry.
+    fn scattered(r: &Rig, count: usize, len: usize) -> (Vec<TxBuffer>, Vec<u8>) {
+        let mut data = Vec::new();
+        let mut buffers = Vec::new();
+        for i in 0..count {
+            let pfn = r.memory.alloc();
+            let offset = (i * 37) % (PAGE_SIZE - len);
+            let bytes: Vec<u8> = (0..len)
+                .map(|j| u8::try_from((i * 7 + j) % 256).unwrap())
+                .collect();
+            r.memory.write(pfn, offset, &bytes);
+            data.extend_from_slice(&bytes);
+            buffers.push(TxBuffer {
+                pfn,
+                offset: u16::try_from(offset).unwrap(),
+                len: u16::try_from(len).unwrap(),
+            });
+        }
+        (buffers, data)
+    }
+
+    fn with_pool(caps: TxCapabilities, pages: usize) -> Rig {
+        let mut r = rig(caps);
+        let pfns: Vec<Pfn> = (0..pages).map(|_| r.memory.alloc()).collect();
+        let pool = TxCopyPool::new(&r.grants, DomId(0), &pfns).unwrap();
+        assert!(r.queue.attach_copy_pool(pool).unwrap().is_none());
+        r
+    }
+
+    fn coalesce(
+        r: &mut Rig,
+        buffers: &[TxBuffer],
+        offload: TxOffload,
+        tag: u64,
+    ) -> Result<(), TxError> {
+        r.queue.submit_coalesced(
+            &r.grants,
+            &r.memory,
+            &TxPacket {
+                buffers,
+                offload,
+                tag,
+            },
+            &mut r.stats,
+        )
+    }
+
+    const SLOTS_18: TxCapabilities = TxCapabilities {
+        max_slots: 18,
+        ..CAPS
+    };
+
+    #[test]
+    fn forty_fragments_coalesce_into_an_18_slot_backend() {
+        let mut r = with_pool(SLOTS_18, 2 * TxCopyPool::PAGES_PER_PACKET);
+        let (buffers, data) = scattered(&r, 40, 1500);
+        let offload = TxOffload {
+            checksum_blank: true,
+            data_validated: true,
+            gso: Some(Gso {
+                kind: GsoKind::TcpV4,
+                mss: 1448,
+            }),
+        };
+        assert_eq!(
+            r.queue.submit(
+                &r.grants,
+                &TxPacket {
+                    buffers: &buffers,
+                    offload,
+                    tag: 5
+                },
+                &mut r.stats
+            ),
+            Err(TxError::TooManySlots {
+                needed: 40,
+                max: MAX_FRAGMENTS
+            }),
+            "the plain path still refuses"
+        );
+        let granted = r.grants.active();
+        coalesce(&mut r, &buffers, offload, 5).unwrap();
+        assert_eq!(r.grants.active(), granted, "pool pages are granted once");
+        assert_eq!(r.queue.copy_pool().unwrap().free_pages(), 32 - 15);
+        r.queue.push();
+        let sent = r
+            .backend
+            .take_tx(&r.grants, &r.memory, NETIF_RSP_OKAY, true);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].data, data, "byte-exact");
+        assert_eq!(sent[0].slots, 15 + 1, "60000 bytes in 15 pages, plus GSO");
+        assert_eq!(
+            sent[0].flags,
+            NETTXF_CSUM_BLANK | NETTXF_DATA_VALIDATED | NETTXF_EXTRA_INFO | NETTXF_MORE_DATA
+        );
+        assert_eq!(
+            (sent[0].extras[0].gso().size, sent[0].extras[0].gso().r#type),
+            (1448, XEN_NETIF_GSO_TYPE_TCPV4)
+        );
+        assert_eq!(r.poll(), 16);
+        assert_eq!(
+            r.done,
+            [TxCompletion {
+                tag: 5,
+                status: TxStatus::Okay
+            }]
+        );
+        assert_eq!(r.queue.copy_pool().unwrap().free_pages(), 32);
+        assert_eq!(r.grants.active(), granted, "answers do not revoke the pool");
+        // A packet that fits still takes the zero-copy path.
+        let (few, few_data) = scattered(&r, 3, 100);
+        coalesce(&mut r, &few, TxOffload::default(), 6).unwrap();
+        assert_eq!(r.queue.copy_pool().unwrap().free_pages(), 32);
+        r.queue.push();
+        let sent = r
+            .backend
+            .take_tx(&r.grants, &r.memory, NETIF_RSP_OKAY, true);
+        assert_eq!((sent[0].data.clone(), sent[0].slots), (few_data, 3));
+        r.poll();
+        let mut pool = r.queue.detach_copy_pool().unwrap();
+        assert_eq!(pool.revoke_all(&r.grants).len(), 32);
+        assert_eq!(r.grants.active(), 0);
+    }
+
+    #[test]
+    fn always_copy_copies_even_one_fragment() {
+        let caps = TxCapabilities {
+            always_copy: true,
+            ..CAPS
+        };
+        let mut r = with_pool(caps, 4);
+        let (buffers, data) = scattered(&r, 2, 700);
+        coalesce(&mut r, &buffers, TxOffload::default(), 1).unwrap();
+        assert_eq!(r.queue.copy_pool().unwrap().free_pages(), 3);
+        r.queue.push();
+        let sent = r
+            .backend
+            .take_tx(&r.grants, &r.memory, NETIF_RSP_OKAY, true);
+        assert_eq!(
+            (sent[0].data.clone(), sent[0].slots, sent[0].flags),
+            (data, 1, 0)
+        );
+        let pool_pfn = r.grants.resolve(sent[0].grefs[0].0, false).unwrap();
+        assert!(buffers.iter().all(|b| b.pfn != pool_pfn));
+        r.poll();
+        assert_eq!(r.queue.copy_pool().unwrap().free_pages(), 4);
+    }
+
+    #[test]
+    fn pool_exhaustion_is_busy_and_pages_wait_for_their_answer() {
+        let mut r = with_pool(
+            TxCapabilities {
+                max_slots: 2,
+                ..CAPS
+            },
+            3,
+        );
+        let (a, a_data) = scattered(&r, 3, 2000);
+        coalesce(&mut r, &a, TxOffload::default(), 1).unwrap();
+        let (b, _) = scattered(&r, 3, 2000);
+        assert_eq!(
+            coalesce(&mut r, &b, TxOffload::default(), 2),
+            Err(TxError::Busy)
+        );
+        assert_eq!(
+            r.queue.copy_pool().unwrap().free_pages(),
+            1,
+            "nothing held on refusal"
+        );
+        assert_eq!(r.queue.in_flight(), 1);
+        // Too long for two slots even when packed.
+        let (c, _) = scattered(&r, 5, 2000);
+        assert_eq!(
+            coalesce(&mut r, &c, TxOffload::default(), 3),
+            Err(TxError::TooManySlots { needed: 3, max: 2 })
+        );
+        r.queue.push();
+        // Not answered yet: the pages stay out of the pool.
+        let sent = r
+            .backend
+            .take_tx(&r.grants, &r.memory, NETIF_RSP_OKAY, false);
+        assert_eq!(sent[0].data, a_data);
+        assert_eq!(
+            coalesce(&mut r, &b, TxOffload::default(), 2),
+            Err(TxError::Busy)
+        );
+        assert!(r.queue.detach_copy_pool().is_none(), "pages in flight");
+        r.backend.raw_tx_response(0, NETIF_RSP_OKAY);
+        r.poll();
+        assert!(r.done.is_empty(), "one of two slots answered");
+        assert_eq!(r.queue.copy_pool().unwrap().free_pages(), 2);
+        r.backend.raw_tx_response(1, NETIF_RSP_DROPPED);
+        r.poll();
+        assert_eq!(
+            r.done,
+            [TxCompletion {
+                tag: 1,
+                status: TxStatus::Dropped
+            }]
+        );
+        coalesce(&mut r, &b, TxOffload::default(), 2).unwrap();
+    }
+
+    #[test]
+    fn coalescing_refusals_write_nothing() {
+        let mut r = rig(TxCapabilities {
+            max_slots: 4,
+            ..CAPS
+        });
+        let (many, _) = scattered(&r, 6, 100);
+        assert_eq!(
+            coalesce(&mut r, &many, TxOffload::default(), 0),
+            Err(TxError::Busy),
+            "no pool"
+        );
+        let mut r = with_pool(
+            TxCapabilities {
+                max_slots: 4,
+                gso_tcpv6: false,
+                ..CAPS
+            },
+            4,
+        );
+        let (many, _) = scattered(&r, 6, 100);
+        let gso = TxOffload {
+            gso: Some(Gso {
+                kind: GsoKind::TcpV6,
+                mss: 1000,
+            }),
+            ..TxOffload::default()
+        };
+        assert_eq!(coalesce(&mut r, &many, gso, 0), Err(TxError::Unsupported));
+        let mut bad = many.clone();
+        bad[3].pfn = Pfn(0xdead_0000);
+        assert_eq!(
+            coalesce(&mut r, &bad, TxOffload::default(), 0),
+            Err(TxError::BadFrame)
+        );
+        bad[3] = TxBuffer {
+            pfn: many[3].pfn,
+            offset: 4000,
+            len: 200,
+        };
+        assert_eq!(
+            coalesce(&mut r, &bad, TxOffload::default(), 0),
+            Err(TxError::BadPacket)
+        );
+        assert_eq!(
+            coalesce(&mut r, &[], TxOffload::default(), 0),
+            Err(TxError::BadPacket)
+        );
+        assert_eq!(r.queue.copy_pool().unwrap().free_pages(), 4);
+        assert_eq!(r.queue.in_flight(), 0);
+        assert!(!r.queue.push());
+        // Another backend's pool is refused.
+        let other = TxCopyPool::new(&r.grants, DomId(7), &[r.memory.alloc()]).unwrap();
+        assert!(r.queue.attach_copy_pool(other).is_err());
+    }
+
+    #[test]
+    fn hostile_answers_to_copied_packets() {
+        for case in 0..3 {
+            let mut r = with_pool(SLOTS_18, 40);
+            for tag in 0..2 {
+                let (b, _) = scattered(&r, 20, 1000);
+                coalesce(&mut r, &b, TxOffload::default(), tag).unwrap();
+            }
+            assert_eq!(r.queue.copy_pool().unwrap().free_pages(), 30);
+            r.queue.push();
+            match case {
+                0 => r.backend.raw_tx_response(200, NETIF_RSP_OKAY),
+                1 => {
+                    r.backend.raw_tx_response(0, NETIF_RSP_OKAY);
+                    r.backend.raw_tx_response(0, NETIF_RSP_OKAY);
+                }
+                _ => r.backend.raw_tx_response(1, 9),
+            }
+            r.poll();
+            assert!(r.queue.broken().is_some(), "case {case}");
+            assert_eq!(r.done.len(), 2);
+            assert!(r.done.iter().all(|c| c.status == TxStatus::Error));
+            assert_eq!(r.queue.copy_pool().unwrap().free_pages(), 40);
+            assert_eq!(r.grants.active(), 40, "pool grants kept until revoke_all");
+            let (b, _) = scattered(&r, 20, 1000);
+            assert_eq!(
+                coalesce(&mut r, &b, TxOffload::default(), 9),
+                Err(TxError::Broken)
+            );
+            let mut pool = r.queue.detach_copy_pool().unwrap();
+            assert_eq!(pool.revoke_all(&r.grants).len(), 40);
+            assert_eq!(r.grants.active(), 0);
+        }
+    }
+
+    #[test]
+    fn a_pool_page_still_mapped_is_not_released() {
+        let r = rig(CAPS);
+        let pfns: Vec<Pfn> = (0..3).map(|_| r.memory.alloc()).collect();
+        let mut pool = TxCopyPool::new(&r.grants, DomId(0), &pfns).unwrap();
+        r.grants.keep_mapped(GrantRef(2), true);
+        assert_eq!(pool.revoke_all(&r.grants).len(), 2);
+        assert_eq!(pool.granted(), 1);
+        r.grants.keep_mapped(GrantRef(2), false);
+        assert_eq!(pool.revoke_all(&r.grants), [pfns[1]]);
+        assert_eq!(r.grants.active(), 0);
+        *r.grants.limit.borrow_mut() = Some(1);
+        assert_eq!(
+            TxCopyPool::new(&r.grants, DomId(0), &pfns).map(|_| ()),
+            Err(crate::coalesce::PoolError::Grant(GrantError::Exhausted))
+        );
+        assert_eq!(r.grants.active(), 0, "partial grants undone");
+        assert_eq!(
+            TxCopyPool::new(&r.grants, DomId(0), &[]).map(|_| ()),
+            Err(crate::coalesce::PoolError::BadSize)
+        );
     }
 }
