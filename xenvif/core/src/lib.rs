@@ -14,6 +14,9 @@
 //! - [`backend`], [`settings`], [`netfront`]: what the backend offers, our
 //!   knobs, the xenbus handshake, reconnect and teardown;
 //! - [`stats`]: NDIS-shaped counters;
+//! - [`filter`]: receive filter levels (unicast / multicast / broadcast:
+//!   none, matching, all) and the multicast list, an opt-in check on received
+//!   frames;
 //! - `fake` (feature `test-utils`): a scripted netback on real in-memory
 //!   rings; `fuzz`: the bodies of the cargo-fuzz targets in `fuzz/`.
 //!
@@ -31,6 +34,7 @@ pub mod ctrl;
 pub mod error;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod fake;
+pub mod filter;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod fuzz;
 pub mod netfront;
