@@ -25,6 +25,7 @@ use xenbus_interface::api::{
 };
 
 use crate::backend::{BackendFeatures, FrontendKeys, join, read_u32};
+use crate::coalesce::TxCopyPool;
 use crate::ctrl::CtrlQueue;
 use crate::rx::{RxEvent, RxQueue};
 use crate::settings::Settings;
@@ -193,6 +194,9 @@ pub struct Netfront<R, C> {
     pub stats: Statistics,
     /// Ring pages whose grant the backend would not release: never freed.
     quarantined_rings: Vec<R>,
+    /// Coalescing pools taken off queues torn down, attached again to the
+    /// next connection's queues (see [`Netfront::take_copy_pools`]).
+    copy_pools: Vec<TxCopyPool>,
 }
 
 /// The platform a netfront runs on, borrowed for a connection step.
@@ -403,6 +407,7 @@ impl<R: RingMemory, C> Netfront<R, C> {
             control: None,
             stats: Statistics::default(),
             quarantined_rings: Vec::new(),
+            copy_pools: Vec::new(),
         };
         this.talk_to_backend(platform, timeout)?;
         Ok(this)
@@ -464,6 +469,7 @@ impl<R: RingMemory, C> Netfront<R, C> {
         let keys = frontend_keys(&self.features, &self.settings, &rings, &ports, control);
         self.queues = built.queues;
         self.control = built.control;
+        self.reattach_copy_pools();
         let result = self
             .write_keys(store, &keys)
             .and_then(|()| write_state(store, &self.frontend, XenbusState::Connected))
@@ -662,12 +668,17 @@ impl<R: RingMemory, C> Netfront<R, C> {
                 }
             }
             let Queue {
-                tx,
+                mut tx,
                 rx,
                 tx_grant,
                 rx_grant,
                 ..
             } = queue;
+            // fail_all gave every pool page back: the pool (still granted)
+            // outlives its ring.
+            if let Some(pool) = tx.detach_copy_pool() {
+                self.copy_pools.push(pool);
+            }
             self.drop_ring(platform, tx.into_memory(), &tx_grant);
             self.drop_ring(platform, rx.into_memory(), &rx_grant);
         }
@@ -675,6 +686,31 @@ impl<R: RingMemory, C> Netfront<R, C> {
             platform.evtchn.close(control.channel);
             self.drop_ring(platform, control.queue.into_memory(), &control.grant);
         }
+    }
+
+    /// Gives queues without a coalescing pool the pools kept from queues torn
+    /// down, in order.
+    fn reattach_copy_pools(&mut self) {
+        for queue in &mut self.queues {
+            if queue.tx.copy_pool().is_some() {
+                continue;
+            }
+            let Some(pool) = self.copy_pools.pop() else {
+                break;
+            };
+            if let Err(pool) = queue.tx.attach_copy_pool(pool) {
+                self.copy_pools.push(pool);
+                break;
+            }
+        }
+    }
+
+    /// The coalescing pools not attached to any queue: those of a closed
+    /// device, or more than the queues of the last connection. Their pages
+    /// are still granted: end that with [`TxCopyPool::revoke_all`] before
+    /// freeing them.
+    pub fn take_copy_pools(&mut self) -> Vec<TxCopyPool> {
+        core::mem::take(&mut self.copy_pools)
     }
 
     /// After a backend reset (its state left `Connected`): closes our side of
@@ -1135,6 +1171,42 @@ mod tests {
         assert_eq!(dev.stats.reconnects, 1);
         assert_eq!(fake.store.get("device/vif/0/state").as_deref(), Some("4"));
         traffic(&fake, &mut dev, 0);
+    }
+
+    #[test]
+    fn copy_pools_survive_a_reconnect_and_come_back_on_close() {
+        let fake = FakePlatform::new(FULL);
+        let mut dev = connect(&fake, Settings::default()).unwrap();
+        let pfns: Vec<Pfn> = (0..4).map(|_| fake.memory.alloc()).collect();
+        let pool = TxCopyPool::new(&*fake.grants, DomId(0), &pfns).unwrap();
+        assert!(dev.queues[0].tx.attach_copy_pool(pool).unwrap().is_none());
+        fake.netback.borrow_mut().reset(&fake.store);
+        dev.reconnect(
+            fake.platform(),
+            Duration::from_secs(1),
+            &mut |_| {},
+            &mut |_| {},
+        )
+        .unwrap();
+        assert_eq!(
+            dev.queues[0].tx.copy_pool().map(TxCopyPool::free_pages),
+            Some(4),
+            "the pool follows the new queue"
+        );
+        assert!(dev.take_copy_pools().is_empty());
+        traffic(&fake, &mut dev, 0);
+        dev.close(
+            fake.platform(),
+            Duration::from_secs(1),
+            &mut |_| {},
+            &mut |_| {},
+        )
+        .unwrap();
+        let mut pools = dev.take_copy_pools();
+        assert_eq!(pools.len(), 1);
+        assert_eq!(pools[0].granted(), 4, "still granted until revoked");
+        assert_eq!(pools[0].revoke_all(&*fake.grants), pfns);
+        assert_eq!(pools[0].granted(), 0);
     }
 
     #[test]
