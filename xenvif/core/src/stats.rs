@@ -9,6 +9,9 @@ use crate::wire::ethernet::MacAddress;
 pub struct Statistics {
     /// Packets handed to the tx ring.
     pub tx_packets_queued: u64,
+    /// Of those, packets copied into the queue's pool first (too many
+    /// fragments, or `TransmitterAlwaysCopy`).
+    pub tx_packets_coalesced: u64,
     /// Packets the backend sent (`NETIF_RSP_OKAY`).
     pub tx_packets_ok: u64,
     /// Packets the backend dropped (`NETIF_RSP_DROPPED`): NDIS `ifOutDiscards`.

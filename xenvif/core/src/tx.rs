@@ -596,6 +596,7 @@ impl<R: RingMemory> TxQueue<R> {
             });
         }
         stats.tx_packets_queued += 1;
+        stats.tx_packets_coalesced += 1;
         Ok(())
     }
 
@@ -1398,6 +1399,7 @@ mod tests {
         let granted = r.grants.active();
         coalesce(&mut r, &buffers, offload, 5).unwrap();
         assert_eq!(r.grants.active(), granted, "pool pages are granted once");
+        assert_eq!(r.stats.tx_packets_coalesced, 1);
         assert_eq!(r.queue.copy_pool().unwrap().free_pages(), 32 - 15);
         r.queue.push();
         let sent = r
@@ -1630,5 +1632,59 @@ mod tests {
             TxCopyPool::new(&r.grants, DomId(0), &[]).map(|_| ()),
             Err(crate::coalesce::PoolError::BadSize)
         );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Any fragment layout, any slot limit: the packet arrives byte-exact
+        /// within the limit with its flags, or is refused with nothing held;
+        /// pool pages all come back once answered.
+        #[test]
+        fn coalescing_is_byte_exact_or_refused(
+            max_slots in 1usize..=MAX_FRAGMENTS,
+            always_copy in proptest::prelude::any::<bool>(),
+            fragments in proptest::collection::vec((0usize..4096, 1usize..=4096), 1..48),
+            blank in proptest::prelude::any::<bool>(),
+            status in 0usize..3,
+        ) {
+            let caps = TxCapabilities { max_slots, always_copy, ..CAPS };
+            let mut r = with_pool(caps, TxCopyPool::PAGES_PER_PACKET);
+            let mut data = Vec::new();
+            let mut buffers = Vec::new();
+            for (i, &(offset, len)) in fragments.iter().enumerate() {
+                let len = len.min(PAGE_SIZE - offset).max(1);
+                let offset = offset.min(PAGE_SIZE - len);
+                let pfn = r.memory.alloc();
+                let bytes: Vec<u8> = (0..len).map(|j| u8::try_from((i * 13 + j * 7) % 256).unwrap()).collect();
+                r.memory.write(pfn, offset, &bytes);
+                data.extend_from_slice(&bytes);
+                buffers.push(TxBuffer { pfn, offset: u16::try_from(offset).unwrap(), len: u16::try_from(len).unwrap() });
+            }
+            let offload = TxOffload { checksum_blank: blank, ..TxOffload::default() };
+            let result = coalesce(&mut r, &buffers, offload, 77);
+            let copy = always_copy || buffers.len() > max_slots;
+            if data.len() > 65_535 {
+                proptest::prop_assert_eq!(result, Err(TxError::BadPacket));
+            } else if copy && data.len().div_ceil(PAGE_SIZE) > max_slots {
+                proptest::prop_assert_eq!(result, Err(TxError::TooManySlots { needed: data.len().div_ceil(PAGE_SIZE), max: max_slots }));
+            } else {
+                proptest::prop_assert_eq!(result, Ok(()));
+                r.queue.push();
+                let answer = [NETIF_RSP_OKAY, NETIF_RSP_DROPPED, NETIF_RSP_ERROR][status];
+                let sent = r.backend.take_tx(&r.grants, &r.memory, answer, true);
+                proptest::prop_assert_eq!(sent.len(), 1);
+                proptest::prop_assert!(sent[0].data == data, "byte-exact");
+                proptest::prop_assert!(sent[0].slots <= max_slots);
+                let want = if blank { NETTXF_CSUM_BLANK | NETTXF_DATA_VALIDATED } else { 0 };
+                proptest::prop_assert_eq!(sent[0].flags & !NETTXF_MORE_DATA, want);
+                r.poll();
+                let want = [TxStatus::Okay, TxStatus::Dropped, TxStatus::Error][status];
+                proptest::prop_assert_eq!(r.done.clone(), vec![TxCompletion { tag: 77, status: want }]);
+                proptest::prop_assert_eq!(r.stats.tx_packets_coalesced, u64::from(copy));
+            }
+            proptest::prop_assert_eq!(r.queue.in_flight(), 0);
+            proptest::prop_assert_eq!(r.queue.copy_pool().unwrap().free_pages(), TxCopyPool::PAGES_PER_PACKET);
+            proptest::prop_assert_eq!(r.grants.active(), TxCopyPool::PAGES_PER_PACKET);
+        }
     }
 }
