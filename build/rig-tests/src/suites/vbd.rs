@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use xen_abi::ring::RingMemory;
 use xenbus_interface::api::{PAGE_SIZE, Pages, Pfn, Store, Txn, XenbusState};
+use xenbus_interface::evtchn::child::ChildChannel;
 use xenbus_rig::bus::RigBus;
-use xenbus_rig::evtchn::RigChannel;
 use xenbus_rig::gntalloc::GntallocDevice;
 use xenbus_rig::stream::Transport;
 use xenvbd_core::blkfront::io::BadFrame;
@@ -141,7 +141,7 @@ unsafe impl RingMemory for RigRing {
     }
 }
 
-type Fe = Frontend<RigChannel, RigRing>;
+type Fe = Frontend<ChildChannel, RigRing>;
 
 /// A backing file, its loop device, and the xenstore nodes of one vbd.
 struct Disk {
@@ -310,8 +310,8 @@ impl<'a> Session<'a> {
         loop {
             let p = Platform {
                 store: self.bus.store(),
-                events: self.bus.evtchn(),
-                grants: self.bus.grants(),
+                events: self.bus.child_evtchn(),
+                grants: self.bus.child_gnttab(),
                 memory: self.bus.grants(),
                 frames: &self.frames,
             };
@@ -343,8 +343,8 @@ impl<'a> Session<'a> {
     fn submit(&mut self, queue: usize, req: &IoRequest<'_>) -> Result<(), SubmitError> {
         let p = Platform {
             store: self.bus.store(),
-            events: self.bus.evtchn(),
-            grants: self.bus.grants(),
+            events: self.bus.child_evtchn(),
+            grants: self.bus.child_gnttab(),
             memory: self.bus.grants(),
             frames: &self.frames,
         };
@@ -356,8 +356,8 @@ impl<'a> Session<'a> {
         let _ = self.bus.evtchn().wait_any(Duration::from_millis(50));
         let p = Platform {
             store: self.bus.store(),
-            events: self.bus.evtchn(),
-            grants: self.bus.grants(),
+            events: self.bus.child_evtchn(),
+            grants: self.bus.child_gnttab(),
             memory: self.bus.grants(),
             frames: &self.frames,
         };
@@ -387,8 +387,8 @@ impl<'a> Session<'a> {
         }
         let p = Platform {
             store: self.bus.store(),
-            events: self.bus.evtchn(),
-            grants: self.bus.grants(),
+            events: self.bus.child_evtchn(),
+            grants: self.bus.child_gnttab(),
             memory: self.bus.grants(),
             frames: &self.frames,
         };
