@@ -497,3 +497,43 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn bus_trait_wrappers_serve_owned_and_lent_tables() {
+    use super::api::{GuestEventChannels, GuestGrantTable};
+    use core::cell::RefCell;
+    use xenbus_interface::api::{self, DomId, GrantError, Pfn, Port};
+
+    // Owned: the cell holds the table.
+    let (_cpu, table, area) = grant_table(4);
+    let owned = RefCell::new(table);
+    let grants = GuestGrantTable::new(&owned);
+    let before = api::GrantTable::available(&grants);
+    let r = api::GrantTable::grant(&grants, DomId(0), Pfn(0x42), true).unwrap();
+    assert_eq!(api::GrantTable::available(&grants), before - 1);
+    let flags = area.u16(r.0 as usize * 8).unwrap();
+    flags.fetch_or(1 << 3, Ordering::SeqCst);
+    assert_eq!(api::GrantTable::revoke(&grants, r), Err(GrantError::InUse));
+    flags.fetch_and(!(1 << 3), Ordering::SeqCst);
+    api::GrantTable::revoke(&grants, r).unwrap();
+    assert_eq!(api::GrantTable::available(&grants), before);
+
+    // Lent: the cell holds a `&mut` to a table that lives on elsewhere.
+    let (cpu, mut ev, _page) = two_level();
+    let port = {
+        let lent = RefCell::new(&mut ev);
+        let events = GuestEventChannels::new(&lent);
+        let channel = api::EventChannels::open_unbound(&events, DomId(0)).unwrap();
+        let port = api::EventChannels::port(&events, &channel);
+        api::EventChannels::notify(&events, &channel);
+        api::EventChannels::unmask(&events, &channel);
+        api::EventChannels::close(&events, channel);
+        port
+    };
+    assert_ne!(port, Port(0));
+    let s = cpu.0.borrow();
+    assert_eq!(s.sends, [port.0]);
+    // The table is usable again once the loan ends.
+    drop(s);
+    assert!(ev.alloc_unbound(0).is_ok());
+}
