@@ -19,6 +19,23 @@ pub const VCPUOP_REGISTER_VCPU_INFO: u32 = 10;
 /// `VCPUOP_send_nmi`: send an NMI to a vCPU.
 pub const VCPUOP_SEND_NMI: u32 = 11;
 
+/// `VCPU_SSHOTTMR_future`: fail with `-ETIME` instead of firing at once when the
+/// deadline has already passed.
+pub const VCPU_SSHOTTMR_FUTURE: u32 = 1;
+
+/// `struct vcpu_set_singleshot_timer`: the argument of
+/// [`VCPUOP_SET_SINGLESHOT_TIMER`]; the timer raises `VIRQ_TIMER` on that vCPU.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VcpuSetSingleshotTimer {
+    /// Absolute Xen system time, in nanoseconds.
+    pub timeout_abs_ns: u64,
+    /// `VCPU_SSHOTTMR_*`.
+    pub flags: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<VcpuSetSingleshotTimer>() == 16);
+
 /// `struct vcpu_register_vcpu_info`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

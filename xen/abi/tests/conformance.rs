@@ -518,7 +518,9 @@ fn table() -> Table {
         VCPUOP_STOP_SINGLESHOT_TIMER = "VCPUOP_stop_singleshot_timer",
         VCPUOP_REGISTER_VCPU_INFO = "VCPUOP_register_vcpu_info",
         VCPUOP_SEND_NMI = "VCPUOP_send_nmi",
+        VCPU_SSHOTTMR_FUTURE = "VCPU_SSHOTTMR_future",
     );
+    layout!(t; VcpuSetSingleshotTimer = "struct vcpu_set_singleshot_timer", { timeout_abs_ns, flags });
     layout!(t; VcpuRegisterVcpuInfo = "struct vcpu_register_vcpu_info", { mfn, offset, rsvd });
 
     // version.h, features.h
