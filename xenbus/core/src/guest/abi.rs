@@ -28,6 +28,7 @@ pub use xen_abi::memory::{
 };
 pub use xen_abi::sched::{SchedPoll, SchedShutdown, SchedWatchdog};
 pub use xen_abi::vcpu::VcpuRegisterVcpuInfo as RegisterVcpuInfo;
+pub use xen_abi::vcpu::{VCPU_SSHOTTMR_FUTURE, VcpuSetSingleshotTimer as SingleshotTimer};
 pub use xen_abi::xen_version::XenFeatureInfo as FeatureInfo;
 
 // Sub-operation numbers as hypercall arguments (`as`: lossless u32 -> u64 in
@@ -55,6 +56,10 @@ pub const HVMOP_SET_EVTCHN_UPCALL_VECTOR: u64 = xen_abi::hvm::HVMOP_SET_EVTCHN_U
 pub const GNTTABOP_QUERY_SIZE: u64 = xen_abi::grant_table::GNTTABOP_QUERY_SIZE as u64;
 /// `VCPUOP_register_vcpu_info`.
 pub const VCPUOP_REGISTER_VCPU_INFO: u64 = xen_abi::vcpu::VCPUOP_REGISTER_VCPU_INFO as u64;
+/// `VCPUOP_set_singleshot_timer`.
+pub const VCPUOP_SET_SINGLESHOT_TIMER: u64 = xen_abi::vcpu::VCPUOP_SET_SINGLESHOT_TIMER as u64;
+/// `VCPUOP_stop_singleshot_timer`.
+pub const VCPUOP_STOP_SINGLESHOT_TIMER: u64 = xen_abi::vcpu::VCPUOP_STOP_SINGLESHOT_TIMER as u64;
 /// `SCHEDOP_yield`.
 pub const SCHEDOP_YIELD: u64 = xen_abi::sched::SCHEDOP_YIELD as u64;
 /// `SCHEDOP_shutdown`.

@@ -169,6 +169,14 @@ impl<C: Cpu + Clone, M: Memory> EventChannels<C, M> {
         self.expand_to(FIFO_WORDS_PER_PAGE - 1)
     }
 
+    /// Delivers through `vcpu` from now on: after `VCPUOP_register_vcpu_info`
+    /// Xen stops updating the legacy slot in shared info. Xen marks every
+    /// selector bit pending in the new location, so the next poll rescans.
+    pub fn set_vcpu_info(&mut self, vcpu: VcpuInfo<C>) {
+        self.vcpu = vcpu;
+        self.sel = 0;
+    }
+
     /// Forgets the FIFO state without telling Xen: after resume the new domain
     /// starts with the 2-level ABI (the pages are freed).
     pub fn reset_after_resume(&mut self, shared: SharedInfo<C>, vcpu: VcpuInfo<C>) {

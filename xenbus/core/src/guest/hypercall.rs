@@ -310,6 +310,46 @@ impl<C: Cpu + Clone> Xen<C> {
         Ok(())
     }
 
+    /// `VCPUOP_set_singleshot_timer`: `VIRQ_TIMER` on `vcpu` once Xen system
+    /// time reaches `deadline_ns`. With `future`, a deadline already passed is
+    /// refused (`-ETIME`) rather than fired at once.
+    pub fn set_singleshot_timer(
+        &self,
+        vcpu: u32,
+        deadline_ns: u64,
+        future: bool,
+    ) -> Result<(), Error> {
+        let mut t = abi::SingleshotTimer {
+            timeout_abs_ns: deadline_ns,
+            flags: if future { abi::VCPU_SSHOTTMR_FUTURE } else { 0 },
+        };
+        let ptr = core::ptr::from_mut(&mut t) as u64;
+        // SAFETY: `ptr` is the address of a live `vcpu_set_singleshot_timer`.
+        let rc = unsafe {
+            self.cpu.hypercall(
+                self.insn,
+                nr::VCPU_OP,
+                [abi::VCPUOP_SET_SINGLESHOT_TIMER, u64::from(vcpu), ptr, 0, 0],
+            )
+        };
+        Self::check("set_singleshot_timer", rc)?;
+        Ok(())
+    }
+
+    /// `VCPUOP_stop_singleshot_timer`.
+    pub fn stop_singleshot_timer(&self, vcpu: u32) -> Result<(), Error> {
+        // SAFETY: this sub-op takes no argument structure.
+        let rc = unsafe {
+            self.cpu.hypercall(
+                self.insn,
+                nr::VCPU_OP,
+                [abi::VCPUOP_STOP_SINGLESHOT_TIMER, u64::from(vcpu), 0, 0, 0],
+            )
+        };
+        Self::check("stop_singleshot_timer", rc)?;
+        Ok(())
+    }
+
     /// `SCHEDOP_yield`.
     pub fn yield_now(&self) {
         // Yield cannot fail.

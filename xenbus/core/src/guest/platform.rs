@@ -91,6 +91,9 @@ pub struct Platform<C, M: Memory> {
     pub console: Option<Console<C>>,
     area: Shared<C>,
     area_gpfn: u64,
+    /// Where vCPU 0's `vcpu_info` was registered (window, guest frame), if it
+    /// left the legacy slot; registered again on resume.
+    vcpu_area: Option<(Shared<C>, u64)>,
 }
 
 impl<C: Cpu + Clone, M: Memory> Platform<C, M> {
@@ -128,6 +131,7 @@ impl<C: Cpu + Clone, M: Memory> Platform<C, M> {
             console,
             area,
             area_gpfn,
+            vcpu_area: None,
         })
     }
 
@@ -149,6 +153,19 @@ impl<C: Cpu + Clone, M: Memory> Platform<C, M> {
             .filter(|&p| p != 0)?;
         let port = u32::try_from(xen.get_param(HVM_PARAM_CONSOLE_EVTCHN).ok()?).ok()?;
         Some(Console::new(xen.clone(), mapper.map_frame(pfn)?, port))
+    }
+
+    /// Moves vCPU 0's `vcpu_info` out of the legacy shared-info slot into the
+    /// page `window` maps (guest frame `gfn`), as XENBUS does for every vCPU
+    /// (the legacy slots stop at 32 vCPUs). Event delivery and the clocks
+    /// follow; resume registers the same place again. The page must stay
+    /// mapped and unused otherwise for the life of the domain.
+    pub fn place_vcpu_info(&mut self, window: Shared<C>, gfn: u64) -> Result<(), Error> {
+        let vcpu = SharedInfo::register_vcpu_info(&self.xen, 0, &window, gfn, 0)?;
+        vcpu.set_upcall_mask(false)?;
+        self.evtchn.set_vcpu_info(vcpu);
+        self.vcpu_area = Some((window, gfn));
+        Ok(())
     }
 
     /// Suspends the domain (`SCHEDOP_shutdown(SHUTDOWN_suspend)`) and, when it
@@ -182,7 +199,10 @@ impl<C: Cpu + Clone, M: Memory> Platform<C, M> {
         let fifo = self.evtchn.abi() == super::evtchn::EvtchnAbi::Fifo;
         self.shared_info =
             SharedInfo::map(&self.xen, self.area.window(0, PAGE_SIZE)?, self.area_gpfn)?;
-        let vcpu = self.shared_info.vcpu_info(0)?;
+        let vcpu = match &self.vcpu_area {
+            Some((window, gfn)) => SharedInfo::register_vcpu_info(&self.xen, 0, window, *gfn, 0)?,
+            None => self.shared_info.vcpu_info(0)?,
+        };
         vcpu.set_upcall_mask(false)?;
         self.gnttab.remap()?;
         self.evtchn

@@ -537,3 +537,61 @@ fn bus_trait_wrappers_serve_owned_and_lent_tables() {
     drop(s);
     assert!(ev.alloc_unbound(0).is_ok());
 }
+
+/// Maps every frame Xen names (store, console) to one fake page.
+struct OnePage(super::Shared<FakeCpu>);
+
+impl super::platform::FrameMapper<FakeCpu> for OnePage {
+    fn map_frame(&self, _gpfn: u64) -> Option<super::Shared<FakeCpu>> {
+        Some(self.0.clone())
+    }
+}
+
+#[test]
+fn placed_vcpu_info_carries_events_and_is_registered_again_on_resume() {
+    use super::abi::{VCPUOP_REGISTER_VCPU_INFO, nr};
+    let cpu = FakeCpu::xen_at(0x4000_0000, 4);
+    let xen = Xen::new(cpu.clone(), None).unwrap();
+    let area = cpu.window(4);
+    cpu.0.borrow_mut().shared_info = Some(area.vaddr());
+    let mapper = OnePage(cpu.window(1));
+    let mut platform =
+        super::Platform::start(xen, FakeMemory::default(), area.clone(), 0xf0000, &mapper).unwrap();
+    let registrations = |cpu: &FakeCpu| {
+        cpu.0
+            .borrow()
+            .calls
+            .iter()
+            .filter(|c| c.1 == nr::VCPU_OP && c.2 == VCPUOP_REGISTER_VCPU_INFO)
+            .count()
+    };
+    assert_eq!(registrations(&cpu), 0);
+
+    let page = cpu.window(1);
+    platform.place_vcpu_info(page.clone(), 0x777).unwrap();
+    assert_eq!(registrations(&cpu), 1);
+    // Xen now raises events in the new place only: a port pending in shared
+    // info with its selector bit in the placed vcpu_info is delivered.
+    let port = platform.evtchn.alloc_unbound(0).unwrap();
+    platform.evtchn.unmask(port).unwrap();
+    area.u64(si::EVTCHN_PENDING + (port / 64) as usize * 8)
+        .unwrap()
+        .fetch_or(1 << (port % 64), Ordering::SeqCst);
+    page.u64(si::PENDING_SEL)
+        .unwrap()
+        .fetch_or(1 << (port / 64), Ordering::SeqCst);
+    page.u8(si::UPCALL_PENDING)
+        .unwrap()
+        .store(1, Ordering::SeqCst);
+    let mut seen = Vec::new();
+    platform.evtchn.poll(8, |p| seen.push(p)).unwrap();
+    assert_eq!(seen, [port]);
+    assert_eq!(
+        area.u64(si::PENDING_SEL).unwrap().load(Ordering::SeqCst),
+        0,
+        "the legacy slot was used"
+    );
+
+    platform.resume(&mapper).unwrap();
+    assert_eq!(registrations(&cpu), 2, "not registered again on resume");
+}
