@@ -59,7 +59,9 @@ type StorePort = (u32, PendingFlag<X86>);
 /// slices to dom0: milliseconds each in the rig).
 #[derive(Clone, Debug)]
 pub struct Timebase {
-    vcpu: VcpuInfo<X86>,
+    /// vCPU 0's `vcpu_info`, shared by every clone (it moves when the check
+    /// `vcpu_info_placed` registers it elsewhere).
+    vcpu: Rc<RefCell<VcpuInfo<X86>>>,
     xen: Xen<X86>,
     /// The xenstore port and its pending flag (refreshed when the event
     /// channel ABI changes).
@@ -68,7 +70,7 @@ pub struct Timebase {
 
 impl Clock for Timebase {
     fn now(&self) -> Duration {
-        Duration::from_nanos(self.vcpu.system_time_ns().unwrap_or(0))
+        Duration::from_nanos(self.vcpu.borrow().system_time_ns().unwrap_or(0))
     }
 }
 
@@ -184,7 +186,7 @@ pub fn run(log: &Log, pool: &'static PagePool) -> Summary {
     };
     log.set_console(platform.console.clone());
     let clock = Timebase {
-        vcpu: platform.evtchn.vcpu_info().clone(),
+        vcpu: Rc::new(RefCell::new(platform.evtchn.vcpu_info().clone())),
         xen: xen.clone(),
         store: Rc::default(),
     };
@@ -217,6 +219,10 @@ pub fn run(log: &Log, pool: &'static PagePool) -> Summary {
     let dom0 = r.dom0_setup();
     r.check("evtchn_2l_loopback", Runner::evtchn_loopback);
     r.check("evtchn_upcall_vector", Runner::evtchn_upcall);
+    r.check("virq_timer", Runner::virq_timer);
+    // From here on vcpu_info lives in a page of ours, as under XENBUS: every
+    // later check (and the resume) runs on the placed one.
+    r.check("vcpu_info_placed", Runner::vcpu_info_placed);
     if dom0.is_ok() {
         r.check("evtchn_2l_interdomain", Runner::evtchn_interdomain);
     }
@@ -496,6 +502,132 @@ impl Runner<'_> {
         Ok(format!(
             "{} ABI, ports {a}<->{b}, {LOOPBACK_COUNT} notifications",
             self.abi_name()
+        ))
+    }
+
+    /// `VIRQ_TIMER` from the one-shot timer: fires, and never before its
+    /// deadline.
+    fn virq_timer(&mut self) -> Result<String, String> {
+        let xen = self.platform.xen.clone();
+        // A vCPU starts with a 10 ms periodic tick on the same VIRQ.
+        xen.stop_periodic_timer(0)
+            .map_err(err("stop_periodic_timer"))?;
+        let port = self
+            .platform
+            .evtchn
+            .bind_virq(xen_abi::hypercall::VIRQ_TIMER)
+            .map_err(err("bind_virq"))?;
+        let result = self.virq_timer_on(&xen, port);
+        let _ = xen.stop_singleshot_timer(0);
+        self.platform.evtchn.close(port).map_err(err("close"))?;
+        result
+    }
+
+    fn virq_timer_on(&mut self, xen: &Xen<X86>, port: u32) -> Result<String, String> {
+        self.platform.evtchn.unmask(port).map_err(err("unmask"))?;
+        let mut late = Vec::new();
+        for ms in [1u64, 5, 20, 50] {
+            let armed = self.now();
+            let deadline = armed + Duration::from_millis(ms);
+            let deadline_ns = u64::try_from(deadline.as_nanos()).unwrap_or(u64::MAX);
+            xen.set_singleshot_timer(0, deadline_ns, true)
+                .map_err(err("set_singleshot_timer"))?;
+            self.wait_port(port, Duration::from_secs(5))
+                .map_err(|e| format!("{ms} ms timer: {e}"))?;
+            let seen = self.now();
+            // Xen's clock and ours come from the same vcpu_info time fields;
+            // 100 us covers the TSC extrapolation of two reads.
+            if seen + Duration::from_micros(100) < deadline {
+                return Err(format!(
+                    "{ms} ms timer fired {} us early",
+                    deadline.saturating_sub(seen).as_micros()
+                ));
+            }
+            late.push(format!(
+                "{ms} ms +{} us",
+                seen.saturating_sub(deadline).as_micros()
+            ));
+            self.platform.evtchn.unmask(port).map_err(err("unmask"))?;
+        }
+        // A deadline already passed fires at once. `VCPU_SSHOTTMR_future` may
+        // refuse it (-ETIME), but Xen is free to ignore the flag (4.17.x
+        // does, since Linux misused it): either answer is correct, a lost
+        // event is not.
+        let past = u64::try_from(self.now().as_nanos())
+            .unwrap_or(u64::MAX)
+            .saturating_sub(1_000_000);
+        let future_flag = match xen.set_singleshot_timer(0, past, true) {
+            Ok(()) => {
+                self.wait_port(port, Duration::from_secs(5))
+                    .map_err(|e| format!("past deadline with VCPU_SSHOTTMR_future: {e}"))?;
+                self.platform.evtchn.unmask(port).map_err(err("unmask"))?;
+                "ignored"
+            }
+            Err(_) => "honoured (-ETIME)",
+        };
+        xen.set_singleshot_timer(0, past, false)
+            .map_err(err("set_singleshot_timer (past)"))?;
+        self.wait_port(port, Duration::from_secs(5))
+            .map_err(|e| format!("past deadline: {e}"))?;
+        Ok(format!(
+            "port {port}: one-shot timers fired at {}; a past deadline fired at once (VCPU_SSHOTTMR_future {future_flag})",
+            late.join(", ")
+        ))
+    }
+
+    /// `VCPUOP_register_vcpu_info`: vCPU 0's `vcpu_info` moves into a page of
+    /// ours; Xen keeps its time there (and no longer in the legacy slot) and
+    /// events arrive through it.
+    fn vcpu_info_placed(&mut self) -> Result<String, String> {
+        let legacy = self
+            .platform
+            .shared_info
+            .vcpu_info(0)
+            .map_err(err("legacy slot"))?;
+        // Never freed: Xen writes this page for the life of the domain.
+        let page = self.pool_page()?;
+        let pfn = page.pfn(0).ok_or("no pfn")?.0;
+        let addr = page.as_ptr().as_ptr() as usize;
+        core::mem::forget(page);
+        // SAFETY: a pool page, identity-mapped, never freed (forgotten above)
+        // and from now on only touched atomically through this window.
+        let window = unsafe { Shared::new(X86, addr, PAGE_SIZE) };
+        self.platform
+            .place_vcpu_info(window, pfn)
+            .map_err(err("register_vcpu_info"))?;
+        crate::VCPU_INFO_ADDR.store(addr, Ordering::SeqCst);
+        *self.clock.vcpu.borrow_mut() = self.platform.evtchn.vcpu_info().clone();
+        let placed = self.platform.evtchn.vcpu_info().clone();
+        let legacy_before = legacy.time().map_err(err("legacy time"))?;
+        let placed_before = placed.time().map_err(err("placed time"))?;
+        // Xen rewrites the time fields when its per-CPU time calibration
+        // moves (about once a second) and the vCPU is scheduled in again.
+        let deadline = self.now() + Duration::from_secs(5);
+        let mut placed_after = placed_before;
+        while placed_after.system_time == placed_before.system_time && self.now() < deadline {
+            self.sleep(Duration::from_millis(50));
+            placed_after = placed.time().map_err(err("placed time"))?;
+        }
+        let legacy_after = legacy.time().map_err(err("legacy time"))?;
+        // The raw (tsc_timestamp, system_time) pair moves with calibration,
+        // sometimes a little backwards; only the extrapolated time is
+        // monotonic. A change is what shows Xen writes here.
+        if placed_after == placed_before {
+            return Err(format!(
+                "Xen did not update the placed vcpu_info: system_time {} -> {}",
+                placed_before.system_time, placed_after.system_time
+            ));
+        }
+        if legacy_after != legacy_before {
+            return Err(format!(
+                "Xen still updates the legacy slot: system_time {} -> {}",
+                legacy_before.system_time, legacy_after.system_time
+            ));
+        }
+        let lo = self.evtchn_loopback()?;
+        Ok(format!(
+            "vcpu_info at gfn {pfn:#x}: its system_time {} -> {} ns, the legacy slot's frozen at {}; {lo}",
+            placed_before.system_time, placed_after.system_time, legacy_before.system_time
         ))
     }
 
@@ -783,6 +915,7 @@ impl Runner<'_> {
             .platform
             .suspend(&mut hooks, &IdentityMapper)
             .map_err(err("suspend"))?;
+        *self.clock.vcpu.borrow_mut() = self.platform.evtchn.vcpu_info().clone();
         let transport = RingTransport::new(
             self.platform.store.clone(),
             StoreNotify::new(self.platform.xen.clone(), self.platform.store_port),

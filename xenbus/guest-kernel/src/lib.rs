@@ -41,6 +41,20 @@ pub const PERCPU_UPCALL_VECTOR: u8 = 0xf4;
 /// The local APIC's MMIO base (xAPIC mode, identity-mapped).
 pub const LAPIC_BASE: usize = 0xfee0_0000;
 
+/// Where vCPU 0's `vcpu_info` lives once moved out of shared info
+/// (`VCPUOP_register_vcpu_info`); 0 while it is the legacy slot.
+pub static VCPU_INFO_ADDR: core::sync::atomic::AtomicUsize =
+    core::sync::atomic::AtomicUsize::new(0);
+
+/// The address of vCPU 0's `vcpu_info`: the placed one, else the legacy slot
+/// at the start of shared info (the frame area's first page).
+pub fn vcpu_info_addr() -> usize {
+    match VCPU_INFO_ADDR.load(core::sync::atomic::Ordering::SeqCst) {
+        0 => usize::try_from(FRAME_AREA_GPFN << 12).unwrap_or(0),
+        addr => addr,
+    }
+}
+
 /// Per-vCPU upcalls taken (incremented by their interrupt handler).
 pub static PERCPU_UPCALLS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 

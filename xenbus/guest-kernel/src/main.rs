@@ -18,8 +18,8 @@ use xenbus_guest_kernel::log::Log;
 use xenbus_guest_kernel::pool::PagePool;
 use xenbus_guest_kernel::x86::{X86, debug_port_write};
 use xenbus_guest_kernel::{
-    FRAME_AREA_GPFN, LAPIC_BASE, PERCPU_UPCALL_VECTOR, PERCPU_UPCALLS, REPORT_PREFIX,
-    UPCALL_VECTOR, UPCALLS,
+    LAPIC_BASE, PERCPU_UPCALL_VECTOR, PERCPU_UPCALLS, REPORT_PREFIX, UPCALL_VECTOR, UPCALLS,
+    vcpu_info_addr,
 };
 
 global_asm!(include_str!("start.S"), options(att_syntax));
@@ -112,10 +112,6 @@ struct IdtPointer {
 const IDT_LIMIT: u16 = 256 * 16 - 1;
 const _: () = assert!(core::mem::size_of::<[Gate; 256]>() == IDT_LIMIT as usize + 1);
 
-/// Where shared info sits (the frame area's first page).
-const SHARED_INFO: usize = 0xf000_0000;
-const _: () = assert!(FRAME_AREA_GPFN << 12 == SHARED_INFO as u64);
-
 fn load_idt() {
     let stubs: [unsafe extern "C" fn(); 20] = [
         exc_stub_0,
@@ -166,9 +162,10 @@ fn load_idt() {
 /// pending in the bitmaps/queues for the checks' `poll`) and count.
 #[unsafe(no_mangle)]
 extern "C" fn kernel_upcall() {
-    let pending = SHARED_INFO;
-    // SAFETY: shared info sits at the frame area (mapped before the callback
-    // vector is set); byte 0 is vCPU 0's `evtchn_upcall_pending`.
+    let pending = vcpu_info_addr();
+    // SAFETY: vCPU 0's vcpu_info (shared info at the frame area, mapped before
+    // the callback vector is set, or the page it was placed in); byte 0 is
+    // `evtchn_upcall_pending`.
     unsafe { core::sync::atomic::AtomicU8::from_ptr(pending as *mut u8) }
         .store(0, Ordering::SeqCst);
     UPCALLS.fetch_add(1, Ordering::SeqCst);
@@ -180,7 +177,7 @@ extern "C" fn kernel_upcall() {
 #[unsafe(no_mangle)]
 extern "C" fn kernel_upcall_percpu() {
     // SAFETY: as in `kernel_upcall`.
-    unsafe { core::sync::atomic::AtomicU8::from_ptr(SHARED_INFO as *mut u8) }
+    unsafe { core::sync::atomic::AtomicU8::from_ptr(vcpu_info_addr() as *mut u8) }
         .store(0, Ordering::SeqCst);
     PERCPU_UPCALLS.fetch_add(1, Ordering::SeqCst);
     // SAFETY: the local APIC's EOI register (offset 0xb0), identity-mapped
@@ -268,16 +265,17 @@ extern "C" fn kernel_main(_start_info: u32) -> ! {
 fn uptime_ms() -> u64 {
     use core::sync::atomic::{AtomicI8, AtomicU32, AtomicU64};
     use xenbus_core::guest::Cpu as _;
-    // Shared info is mapped at SHARED_INFO by now; vcpu_info 0's time fields
-    // are tsc_timestamp at 40, system_time at 48, mul at 56, shift at 60.
+    // vcpu_info 0 is mapped by now; its time fields are tsc_timestamp at 40,
+    // system_time at 48, mul at 56, shift at 60.
+    let v = vcpu_info_addr();
     // SAFETY: a mapped, shared, aligned word.
-    let ts = unsafe { AtomicU64::from_ptr((SHARED_INFO + 40) as *mut u64) }.load(Ordering::SeqCst);
+    let ts = unsafe { AtomicU64::from_ptr((v + 40) as *mut u64) }.load(Ordering::SeqCst);
     // SAFETY: as above.
-    let st = unsafe { AtomicU64::from_ptr((SHARED_INFO + 48) as *mut u64) }.load(Ordering::SeqCst);
+    let st = unsafe { AtomicU64::from_ptr((v + 48) as *mut u64) }.load(Ordering::SeqCst);
     // SAFETY: as above.
-    let mul = unsafe { AtomicU32::from_ptr((SHARED_INFO + 56) as *mut u32) }.load(Ordering::SeqCst);
+    let mul = unsafe { AtomicU32::from_ptr((v + 56) as *mut u32) }.load(Ordering::SeqCst);
     // SAFETY: as above.
-    let shift = unsafe { AtomicI8::from_ptr((SHARED_INFO + 60) as *mut i8) }.load(Ordering::SeqCst);
+    let shift = unsafe { AtomicI8::from_ptr((v + 60) as *mut i8) }.load(Ordering::SeqCst);
     let t = xenbus_core::guest::shared_info::TimeInfo {
         tsc_timestamp: ts,
         system_time: st,

@@ -50,6 +50,14 @@ pub const SUITE: Suite = Suite {
             run: || check("evtchn_upcall_vector"),
         },
         Test {
+            name: "virq_timer",
+            run: || check("virq_timer"),
+        },
+        Test {
+            name: "vcpu_info_placed",
+            run: || check("vcpu_info_placed"),
+        },
+        Test {
             name: "evtchn_2l_interdomain",
             run: || check("evtchn_2l_interdomain"),
         },

@@ -58,6 +58,8 @@ pub const GNTTABOP_QUERY_SIZE: u64 = xen_abi::grant_table::GNTTABOP_QUERY_SIZE a
 pub const VCPUOP_REGISTER_VCPU_INFO: u64 = xen_abi::vcpu::VCPUOP_REGISTER_VCPU_INFO as u64;
 /// `VCPUOP_set_singleshot_timer`.
 pub const VCPUOP_SET_SINGLESHOT_TIMER: u64 = xen_abi::vcpu::VCPUOP_SET_SINGLESHOT_TIMER as u64;
+/// `VCPUOP_stop_periodic_timer`.
+pub const VCPUOP_STOP_PERIODIC_TIMER: u64 = xen_abi::vcpu::VCPUOP_STOP_PERIODIC_TIMER as u64;
 /// `VCPUOP_stop_singleshot_timer`.
 pub const VCPUOP_STOP_SINGLESHOT_TIMER: u64 = xen_abi::vcpu::VCPUOP_STOP_SINGLESHOT_TIMER as u64;
 /// `SCHEDOP_yield`.

@@ -311,8 +311,9 @@ impl<C: Cpu + Clone> Xen<C> {
     }
 
     /// `VCPUOP_set_singleshot_timer`: `VIRQ_TIMER` on `vcpu` once Xen system
-    /// time reaches `deadline_ns`. With `future`, a deadline already passed is
-    /// refused (`-ETIME`) rather than fired at once.
+    /// time reaches `deadline_ns`. With `future`, Xen may refuse a deadline
+    /// already passed (`-ETIME`) instead of firing at once; it is allowed to
+    /// ignore the flag (4.17.x does).
     pub fn set_singleshot_timer(
         &self,
         vcpu: u32,
@@ -338,15 +339,26 @@ impl<C: Cpu + Clone> Xen<C> {
 
     /// `VCPUOP_stop_singleshot_timer`.
     pub fn stop_singleshot_timer(&self, vcpu: u32) -> Result<(), Error> {
-        // SAFETY: this sub-op takes no argument structure.
+        self.vcpu_op_no_arg(
+            "stop_singleshot_timer",
+            abi::VCPUOP_STOP_SINGLESHOT_TIMER,
+            vcpu,
+        )
+    }
+
+    /// `VCPUOP_stop_periodic_timer`: no more periodic `VIRQ_TIMER` ticks (a
+    /// vCPU starts with a 10 ms one).
+    pub fn stop_periodic_timer(&self, vcpu: u32) -> Result<(), Error> {
+        self.vcpu_op_no_arg("stop_periodic_timer", abi::VCPUOP_STOP_PERIODIC_TIMER, vcpu)
+    }
+
+    fn vcpu_op_no_arg(&self, op: &'static str, cmd: u64, vcpu: u32) -> Result<(), Error> {
+        // SAFETY: these sub-ops take no argument structure.
         let rc = unsafe {
-            self.cpu.hypercall(
-                self.insn,
-                nr::VCPU_OP,
-                [abi::VCPUOP_STOP_SINGLESHOT_TIMER, u64::from(vcpu), 0, 0, 0],
-            )
+            self.cpu
+                .hypercall(self.insn, nr::VCPU_OP, [cmd, u64::from(vcpu), 0, 0, 0])
         };
-        Self::check("stop_singleshot_timer", rc)?;
+        Self::check(op, rc)?;
         Ok(())
     }
 
