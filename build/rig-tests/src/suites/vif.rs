@@ -28,8 +28,10 @@ use xenbus_interface::api::{
     EventChannels, GrantRef, GrantTable, Memory, PAGE_SIZE, Pages, Permission, Pfn, Store,
     StoreError, Txn, WatchId, XenbusState,
 };
+use xenbus_interface::evtchn::child::{ChildChannel, ChildEvtchn};
+use xenbus_interface::gnttab::child::ChildGnttab;
 use xenbus_rig::bus::RigBus;
-use xenbus_rig::evtchn::RigChannel;
+use xenbus_rig::evtchn::EvtchnDevice;
 use xenbus_rig::shared::{read_pages, write_pages};
 use xenvif_core::ctrl::{CtrlStatus, mapping_page_bytes, rss_sequence};
 use xenvif_core::netfront::{MemoryRings, Netfront, Platform, QueueChannels};
@@ -449,7 +451,7 @@ impl Pool {
     }
 }
 
-type Device = Netfront<Pages, RigChannel>;
+type Device = Netfront<Pages, ChildChannel>;
 
 /// The engine thread: connect, then pump until told to stop.
 fn engine(
@@ -475,12 +477,16 @@ fn engine(
     };
     let store = DynStore(bus.store());
     let rings = MemoryRings(bus.grants());
+    // The frontend reaches event channels and grants through the EVTCHN and
+    // GNTTAB tables, as XENVIF does on Windows; only the wait for an event
+    // (the interrupt there) uses the bus-side device.
     let platform = Platform {
         store: &store,
-        evtchn: bus.evtchn(),
-        grants: bus.grants(),
+        evtchn: bus.child_evtchn(),
+        grants: bus.child_gnttab(),
         rings: &rings,
     };
+    let irq = bus.evtchn();
     let frontend = format!("device/vif/{devid}");
     let mut dev: Device = match Netfront::connect(platform, &frontend, options.settings, HANDSHAKE)
     {
@@ -491,7 +497,9 @@ fn engine(
         }
     };
     let result = Pump::new(&bus, &dev, options).and_then(|mut pump| {
-        let r = pump.run(platform, &mut dev, options, stop, shared, commands, ready);
+        let r = pump.run(
+            platform, irq, &mut dev, options, stop, shared, commands, ready,
+        );
         let _ = dev.close(platform, Duration::from_secs(10), &mut |_| {}, &mut |_| {});
         pump.pool.free_all(&bus);
         r
@@ -564,6 +572,7 @@ impl Pump {
     fn run(
         &mut self,
         platform: Plat<'_>,
+        irq: &EvtchnDevice,
         dev: &mut Device,
         options: Options,
         stop: &AtomicBool,
@@ -571,9 +580,8 @@ impl Pump {
         commands: &mpsc::Receiver<Command>,
         ready: &mpsc::Sender<Result<(), String>>,
     ) -> Result<(), String> {
-        let bus_evtchn = platform.evtchn;
         if options.rss && dev.queues.len() > 1 {
-            self.configure_rss(platform, dev)?;
+            self.configure_rss(platform, irq, dev)?;
         }
         self.fill_rx(platform, dev);
         publish(shared, dev, true);
@@ -582,7 +590,7 @@ impl Pump {
         let mut rx_scratch = vec![0u8; VNET_HDR_LEN + 70_000];
         while !stop.load(Ordering::SeqCst) {
             let idle = self.pending.is_none();
-            let fired = bus_evtchn
+            let fired = irq
                 .wait_any(if idle {
                     Duration::from_millis(1)
                 } else {
@@ -710,7 +718,7 @@ impl Pump {
             while let Ok(command) = commands.try_recv() {
                 match command {
                     Command::Multicast { mac, add, reply } => {
-                        let answer = self.multicast(platform, dev, mac, add);
+                        let answer = self.multicast(platform, irq, dev, mac, add);
                         let _ = reply.send(answer);
                     }
                 }
@@ -850,6 +858,7 @@ impl Pump {
     fn multicast(
         &mut self,
         platform: Plat<'_>,
+        irq: &EvtchnDevice,
         dev: &mut Device,
         mac: MacAddress,
         add: bool,
@@ -882,7 +891,7 @@ impl Pump {
             if Instant::now() > deadline {
                 return Err("no answer to the multicast request".into());
             }
-            let _ = platform.evtchn.wait_any(Duration::from_millis(2));
+            let _ = irq.wait_any(Duration::from_millis(2));
             platform.evtchn.unmask(queue.channels.tx());
         }
     }
@@ -918,8 +927,8 @@ impl Pump {
 type Plat<'a> = Platform<
     'a,
     DynStore<'a>,
-    xenbus_rig::evtchn::EvtchnDevice,
-    xenbus_rig::gntalloc::GntallocDevice,
+    ChildEvtchn<'a>,
+    ChildGnttab<'a>,
     MemoryRings<'a, xenbus_rig::gntalloc::GntallocDevice>,
 >;
 
@@ -931,7 +940,12 @@ fn dev_backend() -> xenbus_interface::api::DomId {
 impl Pump {
     /// Configures Toeplitz RSS over the control ring (key, all types, a
     /// round-robin mapping table over the queues).
-    fn configure_rss(&mut self, platform: Plat<'_>, dev: &mut Device) -> Result<(), String> {
+    fn configure_rss(
+        &mut self,
+        platform: Plat<'_>,
+        irq: &EvtchnDevice,
+        dev: &mut Device,
+    ) -> Result<(), String> {
         let queues = u32::try_from(dev.queues.len()).unwrap_or(1);
         let Some(control) = dev.control.as_mut() else {
             return Ok(());
@@ -971,7 +985,7 @@ impl Pump {
                 if Instant::now() > deadline {
                     return Err(format!("no control answer to {request:?}"));
                 }
-                let _ = platform.evtchn.wait_any(Duration::from_millis(5));
+                let _ = irq.wait_any(Duration::from_millis(5));
                 platform.evtchn.unmask(&control.channel);
             };
             if !matches!(status, CtrlStatus::Success(_)) {
