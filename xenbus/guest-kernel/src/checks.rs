@@ -10,6 +10,8 @@
 //! * `gnt-map <gref>`: dom0 maps the page (gntdev), checks our pattern, writes
 //!   its own into the second half, answers `mapped ok` (or `mapped bad <why>`)
 //!   and keeps it mapped; `gnt-unmap` unmaps and answers `unmapped`;
+//! * `mem-set <KiB>`: dom0 runs `xl mem-set` (the domain's `memory/target`)
+//!   and answers `set`; `mem-info` answers `xl list`'s memory column (`<n> MiB`);
 //! * `save-restore`: dom0 answers `saving`, then runs `xl save` + `xl restore`
 //!   of this domain (the guest sees `control/shutdown` = `suspend`);
 //! * `done`: dom0 stops serving.
@@ -22,13 +24,14 @@ use core::cell::RefCell;
 use core::sync::atomic::Ordering;
 use core::time::Duration;
 
+use xenbus_core::guest::Shared;
+use xenbus_core::guest::balloon::{self, Balloon};
 use xenbus_core::guest::evtchn::{EvtchnAbi, PendingFlag};
 use xenbus_core::guest::gnttab::GrantFailure;
 use xenbus_core::guest::hypercall::{DOMID_SELF, Xen};
 use xenbus_core::guest::platform::{FrameMapper, Platform, SuspendHooks, SuspendOutcome};
 use xenbus_core::guest::shared_info::VcpuInfo;
 use xenbus_core::guest::store_ring::{StoreNotify, StoreRing};
-use xenbus_core::guest::{Shared, balloon::Balloon};
 use xenbus_core::{Client, Clock, RingTransport, Wait};
 use xenbus_interface::api::{Memory, PAGE_SIZE, Pages, Store, Txn, WatchId};
 
@@ -46,8 +49,9 @@ pub const ECHO_MAX: u32 = 100_000;
 pub const LOOPBACK_COUNT: u32 = 1_000;
 /// Grant frames the growth check reaches.
 pub const GROW_TO_FRAMES: u32 = 4;
-/// Pages the balloon check gives back and takes again.
-pub const BALLOON_PAGES: usize = 256;
+/// How far dom0 lowers `memory/target` for the balloon check (2 MiB, so
+/// `xl list`'s MiB column shows it).
+pub const BALLOON_KIB: u64 = 2048;
 
 type Transport = RingTransport<StoreRing<X86>, StoreNotify<X86>>;
 
@@ -833,6 +837,10 @@ impl Runner<'_> {
         ))
     }
 
+    /// The balloon following `memory/target`: dom0 lowers the target with `xl
+    /// mem-set`, the guest gives the difference back to Xen; dom0 raises it
+    /// again, the guest takes the pages back. Both sides' view is checked: the
+    /// domain's reservation here, `xl list` there.
     fn balloon(&mut self) -> Result<String, String> {
         // libxl does not make this key guest-writable (XENBUS writes it where
         // the toolstack does): EACCES is expected in the rig.
@@ -840,35 +848,97 @@ impl Runner<'_> {
             Ok(()) => "feature-balloon written",
             Err(_) => "feature-balloon not writable",
         };
-        let target = self.read("memory/target")?;
+        let boot_target = self.target_kib()?;
+        // What the balloon counts from: the target the domain booted with.
+        let boot_pages = boot_target / 4;
+        let low = boot_target
+            .checked_sub(BALLOON_KIB)
+            .ok_or_else(|| format!("memory/target {boot_target} KiB is too small"))?;
         let xen = self.platform.xen.clone();
         let before = xen
             .current_reservation()
             .map_err(err("current_reservation"))?;
+        let mem_before = self.dom0("mem-info", Duration::from_secs(30))?;
+        let watch = self
+            .store
+            .watch_add("memory/target")
+            .map_err(|e| format!("watch memory/target: {e}"))?;
         let mut balloon = Balloon::new();
-        let out = balloon
-            .inflate(&xen, &self.pool, BALLOON_PAGES)
-            .map_err(err("inflate"))?;
-        let during = xen
-            .current_reservation()
-            .map_err(err("current_reservation"))?;
-        let back = balloon
-            .deflate(&xen, &self.pool, BALLOON_PAGES)
-            .map_err(err("deflate"))?;
+        let result = self.balloon_cycle(&mut balloon, watch, boot_pages, boot_target, low);
+        let _ = self.store.watch_remove(watch);
+        let (during, mem_during) = result?;
         let after = xen
             .current_reservation()
             .map_err(err("current_reservation"))?;
-        if out != BALLOON_PAGES || back != BALLOON_PAGES {
+        let mem_after = self.dom0("mem-info", Duration::from_secs(30))?;
+        let moved = BALLOON_KIB / 4;
+        if during + moved != before || after != before || balloon.pages_out() != 0 {
             return Err(format!(
-                "moved {out} out and {back} back of {BALLOON_PAGES}"
+                "reservation {before} -> {during} -> {after} pages, {} still out",
+                balloon.pages_out()
             ));
         }
-        if during + BALLOON_PAGES as u64 != before || after != before {
-            return Err(format!("reservation {before} -> {during} -> {after} pages"));
-        }
         Ok(format!(
-            "memory/target {target} KiB, {feature}; reservation {before} -> {during} -> {after} pages"
+            "memory/target {boot_target} -> {low} -> {boot_target} KiB, {feature}; reservation {before} -> {during} -> {after} pages; xl list {mem_before} -> {mem_during} -> {mem_after}"
         ))
+    }
+
+    /// Target down, balloon out, target up, balloon in; returns the
+    /// reservation and dom0's view while the target was low.
+    fn balloon_cycle(
+        &mut self,
+        balloon: &mut Balloon,
+        watch: WatchId,
+        boot_pages: u64,
+        boot_target: u64,
+        low: u64,
+    ) -> Result<(u64, String), String> {
+        let xen = self.platform.xen.clone();
+        let mut during = None;
+        for target in [low, boot_target] {
+            let answer = self.dom0(&format!("mem-set {target}"), Duration::from_secs(60))?;
+            if answer != "set" {
+                return Err(format!("dom0: {answer}"));
+            }
+            // Act on what the toolstack wrote, as a balloon driver does.
+            let deadline = self.now() + Duration::from_secs(30);
+            let seen = loop {
+                let now = self.target_kib()?;
+                if now == target || self.now() > deadline {
+                    break now;
+                }
+                let _ = self.store.watch_wait(watch, Duration::from_millis(500));
+            };
+            if seen != target {
+                return Err(format!("memory/target stayed {seen}, dom0 set {target}"));
+            }
+            let current = boot_pages - balloon.pages_out() as u64;
+            let delta = balloon::pages_to_target(seen, current);
+            let want = usize::try_from(delta.unsigned_abs()).map_err(|_| "huge delta")?;
+            let moved = if delta > 0 {
+                balloon.inflate(&xen, &self.pool, want)
+            } else {
+                balloon.deflate(&xen, &self.pool, want)
+            }
+            .map_err(err("balloon"))?;
+            if moved != want {
+                return Err(format!("moved {moved} of {want} pages toward {seen} KiB"));
+            }
+            if during.is_none() {
+                let reservation = xen
+                    .current_reservation()
+                    .map_err(err("current_reservation"))?;
+                during = Some((reservation, self.dom0("mem-info", Duration::from_secs(30))?));
+            }
+        }
+        during.ok_or_else(|| "no low phase".into())
+    }
+
+    fn target_kib(&self) -> Result<u64, String> {
+        let v = self.read("memory/target")?;
+        v.trim()
+            .parse()
+            .map_err(|_| format!("memory/target {v:?} is not a number"))
     }
 
     fn watchdog(&mut self) -> Result<String, String> {

@@ -485,6 +485,24 @@ impl Dom0Helper {
                 self.mapped = None;
                 Ok("unmapped".into())
             }
+            Some("mem-set") => {
+                let kib: u64 = words
+                    .next()
+                    .and_then(|w| w.parse().ok())
+                    .ok_or("bad size")?;
+                xl(&["mem-set", NAME, &format!("{kib}k")])?;
+                Ok("set".into())
+            }
+            Some("mem-info") => {
+                // `xl list NAME`: a header, then name, id, Mem (MiB), ...
+                let out = xl(&["list", NAME])?;
+                let mib = out
+                    .lines()
+                    .nth(1)
+                    .and_then(|l| l.split_whitespace().nth(2))
+                    .ok_or_else(|| format!("xl list: {out:?}"))?;
+                Ok(format!("{mib} MiB"))
+            }
             Some("save-restore") => {
                 let state = Arc::new(Mutex::new(None));
                 self.save = Some(state.clone());
