@@ -14,6 +14,8 @@
 //!   and answers `set`; `mem-info` answers `xl list`'s memory column (`<n> MiB`);
 //! * `save-restore`: dom0 answers `saving`, then runs `xl save` + `xl restore`
 //!   of this domain (the guest sees `control/shutdown` = `suspend`);
+//! * `xl-shutdown`: dom0 answers `requested` and runs `xl shutdown` of this
+//!   domain (the guest sees `control/shutdown` = `poweroff`);
 //! * `done`: dom0 stops serving.
 
 use alloc::format;
@@ -29,7 +31,9 @@ use xenbus_core::guest::balloon::{self, Balloon};
 use xenbus_core::guest::evtchn::{EvtchnAbi, PendingFlag};
 use xenbus_core::guest::gnttab::GrantFailure;
 use xenbus_core::guest::hypercall::{DOMID_SELF, Xen};
-use xenbus_core::guest::platform::{FrameMapper, Platform, SuspendHooks, SuspendOutcome};
+use xenbus_core::guest::platform::{
+    FrameMapper, Platform, ShutdownRequest, SuspendHooks, SuspendOutcome,
+};
 use xenbus_core::guest::shared_info::VcpuInfo;
 use xenbus_core::guest::store_ring::{StoreNotify, StoreRing};
 use xenbus_core::{Client, Clock, RingTransport, Wait};
@@ -251,6 +255,7 @@ pub fn run(log: &Log, pool: &'static PagePool) -> Summary {
         r.check("suspend_resume", Runner::suspend_resume);
         r.check("after_resume", Runner::after_resume);
         r.check("evtchn_upcall_percpu", Runner::evtchn_upcall_percpu);
+        r.check("toolstack_shutdown", Runner::toolstack_shutdown);
         let _ = r.dom0("done", Duration::from_secs(10));
     } else if let Err(e) = dom0 {
         report_fail(log, "dom0_helper", &e);
@@ -1013,6 +1018,45 @@ impl Runner<'_> {
         Ok(format!(
             "domid {domid_before} -> {domid_after}, {ms} ms of guest time across save/restore"
         ))
+    }
+
+    /// `xl shutdown` from dom0 arrives as `control/shutdown` = `poweroff`
+    /// through a watch; the guest acknowledges it (empties the key, as the
+    /// toolstack expects) and powers off after its report.
+    fn toolstack_shutdown(&mut self) -> Result<String, String> {
+        self.write("control/shutdown", "")?;
+        let w = self
+            .store
+            .watch_add("control/shutdown")
+            .map_err(|e| format!("watch: {e}"))?;
+        let result = self.await_shutdown_request(w);
+        let _ = self.store.watch_remove(w);
+        let (request, raw) = result?;
+        if request != ShutdownRequest::Poweroff {
+            return Err(format!("control/shutdown = {raw:?}, expected poweroff"));
+        }
+        self.write("control/shutdown", "")?;
+        Ok(format!(
+            "xl shutdown seen as control/shutdown = {raw:?} ({request:?}), acknowledged"
+        ))
+    }
+
+    fn await_shutdown_request(&mut self, w: WatchId) -> Result<(ShutdownRequest, String), String> {
+        let answer = self.dom0("xl-shutdown", Duration::from_secs(30))?;
+        if answer != "requested" {
+            return Err(format!("dom0: {answer}"));
+        }
+        let deadline = self.now() + Duration::from_secs(60);
+        loop {
+            let raw = self.read("control/shutdown").unwrap_or_default();
+            if let Some(request) = ShutdownRequest::parse(raw.as_bytes()) {
+                return Ok((request, raw));
+            }
+            if self.now() > deadline {
+                return Err("no control/shutdown request within 60 s".into());
+            }
+            let _ = self.store.watch_wait(w, Duration::from_millis(500));
+        }
     }
 
     fn after_resume(&mut self) -> Result<String, String> {

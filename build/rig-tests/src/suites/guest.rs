@@ -97,6 +97,10 @@ pub const SUITE: Suite = Suite {
             name: "evtchn_upcall_percpu",
             run: || check("evtchn_upcall_percpu"),
         },
+        Test {
+            name: "toolstack_shutdown",
+            run: || check("toolstack_shutdown"),
+        },
     ],
     benches: &[],
 };
@@ -465,21 +469,7 @@ impl Dom0Helper {
                     .next()
                     .and_then(|w| w.parse().ok())
                     .ok_or("bad gref")?;
-                let mut mapped = MappedGrant::new(domid, gref)?;
-                let bytes = mapped.bytes();
-                if bytes.len() < 4096 {
-                    return Ok(format!("mapped bad length {}", bytes.len()));
-                }
-                let bad = (0..2048).find(|&i| bytes[i] != pattern_guest(i));
-                for (i, b) in bytes.iter_mut().enumerate().skip(2048).take(2048) {
-                    *b = pattern_dom0(i);
-                }
-                std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
-                self.mapped = Some(mapped);
-                Ok(match bad {
-                    None => "mapped ok".into(),
-                    Some(i) => format!("mapped bad offset {i}"),
-                })
+                self.gnt_map(domid, gref)
             }
             Some("gnt-unmap") => {
                 self.mapped = None;
@@ -503,39 +493,12 @@ impl Dom0Helper {
                     .ok_or_else(|| format!("xl list: {out:?}"))?;
                 Ok(format!("{mib} MiB"))
             }
-            Some("save-restore") => {
-                let state = Arc::new(Mutex::new(None));
-                self.save = Some(state.clone());
-                *after_ack = Some(Box::new(move |h: &mut Self| {
-                    h.domid = None;
-                    std::thread::spawn(move || {
-                        let t = Instant::now();
-                        let mut log = String::new();
-                        let _ = std::fs::remove_file(SAVE_FILE);
-                        match xl(&["save", NAME, SAVE_FILE]) {
-                            Ok(_) => {
-                                let _ = write!(log, "xl save {:.1} s", t.elapsed().as_secs_f64());
-                                let t = Instant::now();
-                                match xl(&["restore", SAVE_FILE]) {
-                                    Ok(_) => {
-                                        let _ = write!(
-                                            log,
-                                            ", xl restore {:.1} s",
-                                            t.elapsed().as_secs_f64()
-                                        );
-                                    }
-                                    Err(e) => log.push_str(&e),
-                                }
-                            }
-                            Err(e) => log.push_str(&e),
-                        }
-                        if let Ok(mut s) = state.lock() {
-                            *s = Some(log);
-                        }
-                    });
-                    Ok(())
-                }));
-                Ok("saving".into())
+            Some("save-restore") => Ok(self.save_restore(after_ack)),
+            Some("xl-shutdown") => {
+                // Without -w: it writes control/shutdown and returns; the
+                // guest reports, then powers off on its own.
+                *after_ack = Some(Box::new(|_: &mut Self| xl(&["shutdown", NAME]).map(|_| ())));
+                Ok("requested".into())
             }
             Some("done") => {
                 self.done = true;
@@ -543,6 +506,59 @@ impl Dom0Helper {
             }
             _ => Err(format!("unknown request {cmd:?}")),
         }
+    }
+
+    /// Maps the guest's `gref`, checks its half, writes ours, keeps it mapped.
+    fn gnt_map(&mut self, domid: u16, gref: u32) -> Result<String, String> {
+        let mut mapped = MappedGrant::new(domid, gref)?;
+        let bytes = mapped.bytes();
+        if bytes.len() < 4096 {
+            return Ok(format!("mapped bad length {}", bytes.len()));
+        }
+        let bad = (0..2048).find(|&i| bytes[i] != pattern_guest(i));
+        for (i, b) in bytes.iter_mut().enumerate().skip(2048).take(2048) {
+            *b = pattern_dom0(i);
+        }
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+        self.mapped = Some(mapped);
+        Ok(match bad {
+            None => "mapped ok".into(),
+            Some(i) => format!("mapped bad offset {i}"),
+        })
+    }
+
+    /// Answers `saving`; once the answer is written, runs `xl save` and `xl
+    /// restore` of the guest in a thread.
+    fn save_restore(&mut self, after_ack: &mut Option<AfterAck>) -> String {
+        let state = Arc::new(Mutex::new(None));
+        self.save = Some(state.clone());
+        *after_ack = Some(Box::new(move |h: &mut Self| {
+            h.domid = None;
+            std::thread::spawn(move || {
+                let t = Instant::now();
+                let mut log = String::new();
+                let _ = std::fs::remove_file(SAVE_FILE);
+                match xl(&["save", NAME, SAVE_FILE]) {
+                    Ok(_) => {
+                        let _ = write!(log, "xl save {:.1} s", t.elapsed().as_secs_f64());
+                        let t = Instant::now();
+                        match xl(&["restore", SAVE_FILE]) {
+                            Ok(_) => {
+                                let _ =
+                                    write!(log, ", xl restore {:.1} s", t.elapsed().as_secs_f64());
+                            }
+                            Err(e) => log.push_str(&e),
+                        }
+                    }
+                    Err(e) => log.push_str(&e),
+                }
+                if let Ok(mut s) = state.lock() {
+                    *s = Some(log);
+                }
+            });
+            Ok(())
+        }));
+        "saving".into()
     }
 
     /// Notes for the log; unmaps anything still mapped.
