@@ -260,6 +260,94 @@ impl Prng {
     }
 }
 
+/// Configuration space made of fuzzer bytes: function `(device, function)`
+/// of bus 0 owns the 256 bytes at `(device * 8 + function) * 256` (missing
+/// bytes read as all-ones, as an empty slot does); writes land in a copy,
+/// and a BAR written with all-ones reads back the next slice's bytes as its
+/// size mask.
+struct BytesConfig {
+    bytes: core::cell::RefCell<Vec<u8>>,
+}
+
+impl BytesConfig {
+    fn offset(at: crate::guest::pci::PciAddress, offset: u8) -> usize {
+        (usize::from(at.device()) * 8 + usize::from(at.function())) * 256
+            + usize::from(offset & 0xfc)
+    }
+}
+
+impl crate::guest::pci::ConfigSpace for BytesConfig {
+    fn read32(&self, at: crate::guest::pci::PciAddress, offset: u8) -> u32 {
+        if at.bus() != 0 {
+            return u32::MAX;
+        }
+        let i = Self::offset(at, offset);
+        let b = self.bytes.borrow();
+        let byte = |k: usize| b.get(i + k).copied().unwrap_or(0xff);
+        u32::from_le_bytes([byte(0), byte(1), byte(2), byte(3)])
+    }
+
+    fn write32(&self, at: crate::guest::pci::PciAddress, offset: u8, value: u32) {
+        let i = Self::offset(at, offset);
+        let mut b = self.bytes.borrow_mut();
+        let value = if value == u32::MAX && (0x10..0x28).contains(&offset) {
+            // Sizing: a device-chosen mask (the bytes 24 further on).
+            let byte = |k: usize| b.get(i + 24 + k).copied().unwrap_or(0);
+            u32::from_le_bytes([byte(0), byte(1), byte(2), byte(3)])
+        } else {
+            value
+        };
+        if let Some(slot) = b.get_mut(i..i + 4) {
+            slot.copy_from_slice(&value.to_le_bytes());
+        }
+    }
+}
+
+/// The guest's view of PCI and IDE: `data` is configuration space as a
+/// hostile device model presents it (see `BytesConfig`), and also BAR
+/// pairs and an IDENTIFY answer. Checks the scan, the BAR decoder, the
+/// platform device search and the IDENTIFY parser.
+///
+/// # Panics
+/// When an invariant breaks: that is the finding the fuzzer reports.
+pub fn guest_pci(data: &[u8]) {
+    use crate::guest::pci::{Bar, XenPlatformDevice, scan_bus};
+    use crate::guest::unplug::Identify;
+
+    let word = |i: usize| {
+        let b = |k: usize| data.get(i * 4 + k).copied().unwrap_or(0);
+        u32::from_le_bytes([b(0), b(1), b(2), b(3)])
+    };
+    for i in 0..8 {
+        let high = (word(i) & 1 == 0).then(|| (word(i + 2), word(i + 3)));
+        match Bar::decode(word(i), word(i + 1), high) {
+            Ok(Some(Bar::Memory { size, .. })) => assert!(size.is_power_of_two()),
+            Ok(Some(Bar::Io { size, .. })) => assert!(size.is_power_of_two() && size <= 1 << 16),
+            Ok(None) | Err(_) => {}
+        }
+    }
+    let mut words = [0u16; 256];
+    for (i, w) in words.iter_mut().enumerate() {
+        let b = |k: usize| data.get(i * 2 + k).copied().unwrap_or(0);
+        *w = u16::from_le_bytes([b(0), b(1)]);
+    }
+    let id = Identify::parse(&words);
+    assert!(id.model.len() <= 40 && id.model.is_ascii());
+
+    let cfg = BytesConfig {
+        bytes: core::cell::RefCell::new(data.to_vec()),
+    };
+    assert!(scan_bus(&cfg, 0).len() <= 256);
+    if let Ok(dev) = XenPlatformDevice::find(&cfg) {
+        assert!(dev.function.is_xen_platform());
+        assert!(dev.mmio_base != 0 && dev.mmio_base % 4096 == 0);
+        if let Ok((addr, gpfn)) = dev.frame_area(65) {
+            assert!(dev.mmio_size >= 65 * 4096);
+            assert_eq!(addr >> 12, gpfn);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -344,6 +432,22 @@ mod tests {
             0, 0x2c, 0x01, 2, 0, 0, 3, 0xd0, 0x07, 1, 0x00, 0x03, 1, 0x00, 0x04,
         ]);
         ring_transport(&data);
+    }
+
+    #[test]
+    fn guest_pci_survives_random_configuration_spaces() {
+        let mut rng = Prng::new(7);
+        for round in 0..3000 {
+            let len = usize::try_from(rng.next_u64() % 9000).unwrap_or(0);
+            let mut data = rng.bytes(len);
+            // Every other round, plant a platform device with a sane header.
+            let at = 2 * 8 * 256;
+            if round % 2 == 0 && data.len() >= at + 64 {
+                data[at..at + 4].copy_from_slice(&0x0001_5853u32.to_le_bytes());
+                data[at + 14] = 0;
+            }
+            guest_pci(&data);
+        }
     }
 
     #[test]

@@ -79,6 +79,13 @@ impl Cpu for X86 {
         v
     }
 
+    unsafe fn inl(&self, port: u16) -> u32 {
+        let v: u32;
+        // SAFETY: as for `inb`.
+        unsafe { asm!("in eax, dx", in("dx") port, out("eax") v, options(nomem, nostack)) };
+        v
+    }
+
     unsafe fn outb(&self, port: u16, value: u8) {
         // SAFETY: the caller owns the device behind `port`.
         unsafe { asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack)) };

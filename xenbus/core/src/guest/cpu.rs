@@ -74,6 +74,12 @@ pub trait Cpu {
     /// As for [`Cpu::inb`].
     unsafe fn inw(&self, port: u16) -> u16;
 
+    /// Reads a 32-bit word from an I/O port.
+    ///
+    /// # Safety
+    /// As for [`Cpu::inb`].
+    unsafe fn inl(&self, port: u16) -> u32;
+
     /// Writes a byte to an I/O port.
     ///
     /// # Safety

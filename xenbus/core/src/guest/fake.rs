@@ -124,6 +124,10 @@ impl Cpu for FakeCpu {
         0xffff
     }
 
+    unsafe fn inl(&self, _port: u16) -> u32 {
+        0xffff_ffff
+    }
+
     unsafe fn outb(&self, _port: u16, _value: u8) {}
 
     unsafe fn outw(&self, _port: u16, _value: u16) {}

@@ -3,15 +3,15 @@
 //! Detection and hypercalls ([`hypercall`]), shared info and clocks
 //! ([`shared_info`]), event channels in the 2-level and FIFO ABIs ([`evtchn`]),
 //! grant table v1 ([`gnttab`]), the xenstore ring ([`store_ring`]), the PV
-//! console ([`console`]), balloon ([`balloon`]), emulated-device unplug
-//! ([`unplug`]) and suspend/resume ([`platform`]), all generic over the small
+//! console ([`console`]), balloon ([`balloon`]), the Xen platform PCI device
+//! ([`pci`]), emulated-device unplug ([`unplug`]) and suspend/resume ([`platform`]), all generic over the small
 //! [`Cpu`] trait the kernel (or the Windows shell) implements with a handful of
 //! instructions. [`api`] implements the bus traits (`api.rs`) on top, so the
 //! frontend cores run unchanged inside a guest.
 //!
 //! Unsafe code: only calls of [`Cpu`]'s unsafe methods, each under a `SAFETY`
 //! line (shared-memory windows in [`shared`], hypercalls in [`hypercall`], ports
-//! in [`unplug`]).
+//! in [`pci`] and [`unplug`]).
 
 // `alloc` for this module's tables, independent of the crate root's imports.
 extern crate alloc;
@@ -24,6 +24,7 @@ pub mod cpu;
 pub mod evtchn;
 pub mod gnttab;
 pub mod hypercall;
+pub mod pci;
 pub mod platform;
 pub mod shared;
 pub mod shared_info;
@@ -32,6 +33,8 @@ pub mod unplug;
 
 #[cfg(test)]
 mod fake;
+#[cfg(test)]
+mod fake_machine;
 #[cfg(test)]
 mod tests;
 
