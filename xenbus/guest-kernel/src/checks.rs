@@ -43,8 +43,8 @@ use crate::log::Log;
 use crate::pool::PagePool;
 use crate::x86::{self, X86};
 use crate::{
-    FRAME_AREA_GPFN, FRAME_AREA_PAGES, LAPIC_BASE, PERCPU_UPCALL_VECTOR, PERCPU_UPCALLS,
-    REPORT_PREFIX, UPCALL_VECTOR, UPCALLS,
+    FrameArea, LAPIC_BASE, PERCPU_UPCALL_VECTOR, PERCPU_UPCALLS, REPORT_PREFIX, SHARED_INFO_ADDR,
+    UPCALL_VECTOR, UPCALLS,
 };
 
 /// Most round trips dom0 may ask for (it says how many in its answer).
@@ -162,9 +162,20 @@ fn err<E: core::fmt::Debug>(what: &str) -> impl FnOnce(E) -> String + '_ {
     move |e| format!("{what}: {e:?}")
 }
 
-/// Runs every check; returns the counts.
+/// Runs every check with the PVH frame area; returns the counts.
 pub fn run(log: &Log, pool: &'static PagePool) -> Summary {
-    let mut summary = Summary::default();
+    run_with(log, pool, FrameArea::PVH, Summary::default())
+}
+
+/// Runs every check with shared info and grant frames in `frame_area`,
+/// adding to `summary` (the counts of checks run before, e.g. by
+/// [`crate::hvm`]).
+pub fn run_with(
+    log: &Log,
+    pool: &'static PagePool,
+    frame_area: FrameArea,
+    mut summary: Summary,
+) -> Summary {
     let xen = match hypercall_version(log) {
         Ok(xen) => xen,
         Err(e) => {
@@ -174,16 +185,13 @@ pub fn run(log: &Log, pool: &'static PagePool) -> Summary {
         }
     };
     summary.passed += 1;
-    // SAFETY: the frame area is inside the identity map and unpopulated until
-    // Xen places shared info and grant frames there; nothing else uses it.
-    let area = unsafe {
-        Shared::new(
-            X86,
-            usize::try_from(FRAME_AREA_GPFN << 12).unwrap_or(0),
-            FRAME_AREA_PAGES * PAGE_SIZE,
-        )
-    };
-    let platform = match Platform::start(xen.clone(), pool, area, FRAME_AREA_GPFN, &IdentityMapper)
+    let area_addr = usize::try_from(frame_area.gpfn << 12).unwrap_or(0);
+    // SAFETY: the frame area is inside the identity map and unpopulated (or
+    // the platform device's BAR) until Xen places shared info and grant
+    // frames there; nothing else uses it.
+    let area = unsafe { Shared::new(X86, area_addr, frame_area.pages * PAGE_SIZE) };
+    SHARED_INFO_ADDR.store(area_addr, Ordering::SeqCst);
+    let platform = match Platform::start(xen.clone(), pool, area, frame_area.gpfn, &IdentityMapper)
     {
         Ok(p) => p,
         Err(e) => {

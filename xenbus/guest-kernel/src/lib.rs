@@ -22,6 +22,7 @@ extern crate alloc;
 
 pub mod checks;
 pub mod heap;
+pub mod hvm;
 pub mod log;
 pub mod pool;
 pub mod x86;
@@ -35,6 +36,30 @@ pub const UPCALL_VECTOR: u8 = 0xf3;
 pub const FRAME_AREA_GPFN: u64 = 0xf_0000;
 /// Pages in that area: shared info + up to 64 grant frames.
 pub const FRAME_AREA_PAGES: usize = 65;
+
+/// Where shared info and the grant frames go: an unpopulated range under PVH
+/// ([`FrameArea::PVH`]), the Xen platform PCI device's memory BAR under HVM
+/// (as XENBUS does on Windows).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameArea {
+    /// First guest frame (identity-mapped: its address is `gpfn << 12`).
+    pub gpfn: u64,
+    /// Pages (shared info + grant frames).
+    pub pages: usize,
+}
+
+impl FrameArea {
+    /// The PVH kernel's area.
+    pub const PVH: Self = Self {
+        gpfn: FRAME_AREA_GPFN,
+        pages: FRAME_AREA_PAGES,
+    };
+}
+
+/// Address of shared info once mapped (0 before): the interrupt handlers
+/// clear `evtchn_upcall_pending` there.
+pub static SHARED_INFO_ADDR: core::sync::atomic::AtomicUsize =
+    core::sync::atomic::AtomicUsize::new(0);
 
 /// The vector of the per-vCPU upcall (`HVMOP_set_evtchn_upcall_vector`).
 pub const PERCPU_UPCALL_VECTOR: u8 = 0xf4;

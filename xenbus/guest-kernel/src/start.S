@@ -1,11 +1,22 @@
-/* PVH entry (Xen's XEN_ELFNOTE_PHYS32_ENTRY): 32-bit protected mode, paging
- * off, flat segments, %ebx = physical address of struct hvm_start_info.
- * We build page tables identity-mapping 0-4 GiB with 2 MiB pages (Xen's
- * special pages sit just below 4 GiB), enable SSE (the x86_64 Rust target
- * assumes it), enter long mode and call kernel_main(start_info).
+/* Two ways in, one entry point, both in 32-bit protected mode with paging
+ * off and flat segments:
+ * - PVH (Xen's XEN_ELFNOTE_PHYS32_ENTRY): %ebx = physical address of struct
+ *   hvm_start_info;
+ * - Multiboot v1 (QEMU's -kernel, which an HVM domain's `kernel=` becomes):
+ *   %eax = 0x2BADB002, %ebx = the Multiboot information. The header below
+ *   uses the "address fields" form, so QEMU loads the file's bytes from
+ *   .text to __load_end at 1 MiB (it refuses 64-bit ELF headers otherwise);
+ *   it does not zero .bss and puts its information there, so .bss is zeroed
+ *   here and that information is not read.
+ * We zero .bss, build page tables identity-mapping 0-4 GiB with 2 MiB pages
+ * (Xen's special pages and the PCI hole sit just below 4 GiB), enable SSE
+ * (the x86_64 Rust target assumes it), enter long mode and call
+ * kernel_main(boot_magic, boot_info).
  * No preprocessor: included by Rust's global_asm!. */
         .equ ELFNOTE_PHYS32_ENTRY, 18
         .equ STACK_SIZE, 262144
+        .equ MULTIBOOT_MAGIC, 0x1BADB002
+        .equ MULTIBOOT_FLAGS, 0x00010000        /* address fields valid */
 
         .section .note.Xen, "a", @note
         .p2align 2
@@ -15,9 +26,30 @@
 
         .section .text.entry32, "ax"
         .code32
+        .p2align 2
+multiboot_header:
+        .long MULTIBOOT_MAGIC, MULTIBOOT_FLAGS, -(MULTIBOOT_MAGIC + MULTIBOOT_FLAGS)
+        .long multiboot_header                  /* header_addr */
+        .long __image_start                     /* load_addr */
+        .long __load_end                        /* load_end_addr */
+        .long 0                                 /* bss_end_addr: none, zeroed below */
+        .long pvh_start32                       /* entry_addr */
+
         .globl pvh_start32
 pvh_start32:
         cld
+        mov     %eax, %esi              /* boot magic (Multiboot's, or junk) */
+        mov     $0x45, %al
+        out     %al, $0xe9
+        mov     %ebx, %ebp              /* hvm_start_info or Multiboot info */
+        mov     $__bss_start, %edi
+        mov     $__bss_end, %ecx
+        sub     %edi, %ecx
+        shr     $2, %ecx
+        xor     %eax, %eax
+        rep stosl
+        mov     $0x5a, %al
+        out     %al, $0xe9
         mov     $boot_stack_top, %esp
         /* zero PML4, PDPT and four page directories */
         mov     $boot_pml4, %edi
@@ -68,7 +100,10 @@ start64:
         mov     %eax, %fs
         mov     %eax, %gs
         mov     $boot_stack_top, %rsp
-        mov     %ebx, %edi
+        mov     $0x4c, %al
+        out     %al, $0xe9
+        mov     %esi, %edi              /* kernel_main(boot_magic, boot_info) */
+        mov     %ebp, %esi
         call    kernel_main
 3:      cli
         hlt

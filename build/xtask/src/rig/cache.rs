@@ -58,6 +58,12 @@ impl Cache {
         self.dir.join("dom0-base.cpio")
     }
 
+    /// The HVM add-on archive (uncompressed newc cpio appended to the
+    /// initramfs of boots that create HVM domains).
+    pub fn hvm_addon_cpio(&self) -> PathBuf {
+        self.dir.join("hvm-addon.cpio")
+    }
+
     /// Serial logs of every boot, and setup tool logs.
     pub fn logs(&self) -> PathBuf {
         self.dir.join("logs")

@@ -68,6 +68,8 @@ fn is_demo_line(line: &str) -> bool {
 /// Runs the demo; returns the exit status.
 pub fn run(rig: &Rig, mut opts: BootOptions) -> Result<i32, Failure> {
     opts.files.extend(programs::build(&rig.root)?);
+    // Its suites step runs every suite, guest-hvm included.
+    opts.hvm = true;
     opts.files.push(Shipped {
         dst: "/rig/files/selftest.sh".into(),
         payload: Payload::Bytes(SELFTEST.as_bytes().to_vec(), 0o755),

@@ -53,7 +53,8 @@ commands:
   run [opts] -- CMD   boot, run CMD (bash) in dom0, power off; exit with CMD's status
   shell [opts]        interactive dom0 root shell (`exit` powers off; Ctrl-a x kills QEMU)
   selftest [opts]     Linux's blkfront/netfront vs dom0's blkback/netback (xl *-attach 0)
-  test [SUITE...]     run the rig-tests suites in one boot (SUITE or SUITE::TEST_PREFIX)
+  test [SUITE...]     run the rig-tests suites in one boot (SUITE or SUITE::TEST_PREFIX;
+                      guest-hvm and a run of every suite boot with --hvm)
   bench [SUITE...]    run the rig-tests benches in one boot; prints ours / reference
   demo                the main job: selftest + all suites, one boot
   clean               remove the cache
@@ -69,6 +70,8 @@ options:
   --log FILE          serial log (default <cache>/logs/boot-<time>-<kind>-<pid>.log)
   --mem MIB           machine RAM (default 2048)      --dom0-mem SIZE  (default 1024M)
   --smp N             vCPUs (default 2)
+  --hvm               add QEMU's Xen device model + SeaBIOS to dom0 (HVM domains;
+                      implied by `test` when the suite guest-hvm is selected)
   --xen-args S        extra Xen command line          --dom0-args S    extra dom0 command line
   --accel tcg|kvm     override the accelerator choice (env XENPV_RIG_ACCEL)
 
@@ -110,6 +113,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
                 break;
             }
             "--quiet" => parsed.quiet = true,
+            "--hvm" => parsed.opts.hvm = true,
             "--verbose" => parsed.verbose = true,
             "--file" => parsed.opts.files.push(Shipped::parse(value()?)?),
             "--share" => {
@@ -143,7 +147,8 @@ fn parse(args: &[String]) -> Result<Args, String> {
             other if other.starts_with("--") => return Err(format!("unknown option {other}")),
             _ => parsed.rest.push(args[i].clone()),
         }
-        i += if matches!(flag, "--" | "--quiet" | "--verbose") || !flag.starts_with("--") {
+        i += if matches!(flag, "--" | "--quiet" | "--verbose" | "--hvm") || !flag.starts_with("--")
+        {
             1
         } else {
             2
@@ -277,9 +282,11 @@ fn suites(rig: &Rig, parsed: Args, kind: &str) -> Result<i32, Failure> {
             return Err(Failure::from(format!("bad suite name {selector:?}")));
         }
     }
+    let hvm = needs_hvm(&parsed.rest);
     let selectors = parsed.rest.join(" ");
     // All suites took 15 min in one boot on a loaded 2-core host (vif: 11 min).
     let mut opts = boot_options(parsed, 2400, false);
+    opts.hvm |= hvm;
     opts.files.extend(programs::build(&rig.root)?);
     opts.relay = programs::is_runner_line;
     let command = format!(
@@ -310,6 +317,18 @@ fn suites(rig: &Rig, parsed: Args, kind: &str) -> Result<i32, Failure> {
         outcome.log.display()
     );
     Ok(outcome.status)
+}
+
+/// The suite that creates an HVM domain (QEMU's device model in dom0).
+pub const HVM_SUITE: &str = "guest-hvm";
+
+/// Whether a `test`/`bench` run with these selectors needs the HVM add-on:
+/// when it runs every suite, or names [`HVM_SUITE`].
+pub fn needs_hvm(selectors: &[String]) -> bool {
+    selectors.is_empty()
+        || selectors
+            .iter()
+            .any(|s| s.split("::").next() == Some(HVM_SUITE))
 }
 
 /// `rig test` with every suite, for `cargo xtask test`.
@@ -357,6 +376,14 @@ mod tests {
         let parsed = parse(&strings(&["platform", "store::watch", "--verbose"])).unwrap();
         assert_eq!(parsed.rest, ["platform", "store::watch"]);
         assert!(parsed.verbose);
+    }
+
+    #[test]
+    fn the_hvm_suite_brings_the_add_on() {
+        assert!(needs_hvm(&[]));
+        assert!(needs_hvm(&strings(&["guest", "guest-hvm::unplug"])));
+        assert!(!needs_hvm(&strings(&["guest", "store"])));
+        assert!(parse(&strings(&["--hvm", "--", "true"])).unwrap().opts.hvm);
     }
 
     #[test]

@@ -119,3 +119,37 @@ pub const DOM0_TRIM: &[&str] = &[
     "var/cache/apt",
     "var/lib/apt/lists",
 ];
+
+/// Version of QEMU's packages in the HVM add-on (the Xen build of the device
+/// model and its firmware blobs come from the same source package).
+pub const QEMU_VERSION: &str = "1:7.2+dfsg-7+deb12u18";
+
+/// The HVM add-on (`rig test guest-hvm`, `rig run --hvm`): the device model
+/// `xl create` starts for an HVM domain (`/usr/libexec/xen-qemu-system-i386`),
+/// its option ROMs (`multiboot_dma.bin` boots our test kernel) and SeaBIOS.
+/// hvmloader is already in `xen-utils-4.17`. Only the files these add to the
+/// dom0 userland are packed, into a second archive that such boots append to
+/// the initramfs; the base initramfs of every other boot stays as it is.
+pub const HVM_ADDON_PACKAGES: &[(&str, Option<&str>)] = &[
+    ("qemu-system-xen", Some("1:7.2+dfsg-7+deb12u18+b3")),
+    ("qemu-system-data", Some(QEMU_VERSION)),
+    ("seabios", Some("1.16.2-1")),
+    ("ipxe-qemu", Some("1.0.0+git-20190125.36a4c85-5.1")),
+];
+
+/// Paths of the add-on's userland left out of it (large, and nothing the
+/// device model of a test domain uses: it has no display and boots no
+/// network ROM for other architectures).
+pub const HVM_ADDON_TRIM: &[&str] = &[
+    "usr/share/qemu/openbios-ppc",
+    "usr/share/qemu/openbios-sparc32",
+    "usr/share/qemu/openbios-sparc64",
+    "usr/share/qemu/skiboot.lid",
+    "usr/share/qemu/slof.bin",
+    "usr/share/qemu/s390-ccw.img",
+    "usr/share/qemu/s390-netboot.img",
+    "usr/share/qemu/hppa-firmware.img",
+    "usr/share/qemu/palcode-clipper",
+    "usr/share/qemu/opensbi-riscv64-generic-fw_dynamic.bin",
+    "usr/share/qemu/opensbi-riscv64-generic-fw_dynamic.elf",
+];

@@ -427,6 +427,124 @@ fn initramfs(cache: &Cache) -> Result<bool, String> {
     Ok(true)
 }
 
+fn hvm_addon_key() -> String {
+    let packages: Vec<String> = pins::HVM_ADDON_PACKAGES
+        .iter()
+        .map(|(name, version)| {
+            version.map_or_else(|| (*name).to_string(), |v| format!("{name}={v}"))
+        })
+        .collect();
+    format!(
+        "rootfs[{}] addon[{}] trim[{}]",
+        rootfs_key(),
+        packages.join(","),
+        pins::HVM_ADDON_TRIM.join(",")
+    )
+}
+
+/// Brings the HVM add-on ([`pins::HVM_ADDON_PACKAGES`]) up to date (under the
+/// cache lock; after [`ensure`]): a second mmdebstrap of the dom0 userland
+/// plus those packages, of which only the paths the base userland lacks are
+/// packed (and `etc/ld.so.cache`, which then knows the new libraries).
+pub fn ensure_hvm_addon(cache: &Cache) -> Result<(), String> {
+    need_root()?;
+    let _lock = cache.lock()?;
+    let stamp = cache.dir.join("hvm-addon.key");
+    let key = hvm_addon_key();
+    if cache::up_to_date(&stamp, &key, &[&cache.hvm_addon_cpio()]) {
+        return Ok(());
+    }
+    cache::step(
+        "mmdebstrap the HVM add-on (qemu-system-xen, SeaBIOS; about 40-90 s)",
+        || {
+            let tar = cache.dir.join("rootfs-hvm.tar.tmp");
+            let mut command = Command::new("mmdebstrap");
+            let include: Vec<String> = pins::HVM_ADDON_PACKAGES
+                .iter()
+                .map(|(name, version)| {
+                    version.map_or_else(|| (*name).to_string(), |v| format!("{name}={v}"))
+                })
+                .collect();
+            command
+                .args(["--variant=essential", "--format=tar"])
+                .arg(format!(
+                    "--include={},{}",
+                    dom0_include(),
+                    include.join(",")
+                ));
+            for excluded in ["doc", "man", "locale", "info"] {
+                command.arg(format!("--dpkgopt=path-exclude=/usr/share/{excluded}/*"));
+            }
+            command
+                .args([pins::SUITE])
+                .arg(&tar)
+                .args([pins::MIRROR, pins::SECURITY_SOURCE]);
+            run_logged(&mut command, &cache.logs().join("setup-mmdebstrap-hvm.log")).map_err(|e| {
+            format!("{e}\n(a pinned add-on package version that the archive no longer has shows up above as \"Version ... was not found\"; bump it in build/xtask/src/rig/pins.rs)")
+        })?;
+            let list = |path: &Path| -> Result<std::collections::BTreeSet<String>, String> {
+                let out = run_quiet(Command::new("tar").arg("-tf").arg(path))?;
+                Ok(out
+                    .lines()
+                    .map(|l| l.trim_end_matches('/').to_string())
+                    .collect())
+            };
+            let base = list(&cache.rootfs_tar())?;
+            let trimmed = |p: &str| {
+                let p = p.trim_start_matches("./");
+                pins::HVM_ADDON_TRIM
+                    .iter()
+                    .any(|t| p == *t || p.starts_with(&format!("{t}/")))
+            };
+            let mut extra: Vec<String> = list(&tar)?
+                .into_iter()
+                .filter(|p| !base.contains(p) && !trimmed(p))
+                .collect();
+            extra.push("./etc/ld.so.cache".into());
+            let root = cache.dir.join("hvm-addon.tmp");
+            let _ = fs::remove_dir_all(&root);
+            fs::create_dir_all(&root).map_err(|e| e.to_string())?;
+            let names = cache.dir.join("hvm-addon.list");
+            fs::write(&names, extra.join("\n") + "\n").map_err(|e| e.to_string())?;
+            run_quiet(
+                Command::new("tar")
+                    .arg("-C")
+                    .arg(&root)
+                    .arg("--no-recursion")
+                    .arg("-xf")
+                    .arg(&tar)
+                    .arg("-T")
+                    .arg(&names),
+            )?;
+            let out_tmp = cache.dir.join("hvm-addon.cpio.tmp");
+            let out = fs::File::create(&out_tmp).map_err(|e| e.to_string())?;
+            let status = Command::new("sh")
+                .args([
+                    "-c",
+                    "find . -mindepth 1 -print0 | cpio --null -o -H newc --quiet",
+                ])
+                .current_dir(&root)
+                .stdout(out)
+                .status()
+                .map_err(|e| format!("cannot run cpio: {e}"))?;
+            if !status.success() {
+                return Err(format!("cpio failed ({status})"));
+            }
+            fs::rename(&out_tmp, cache.hvm_addon_cpio()).map_err(|e| e.to_string())?;
+            let _ = fs::remove_dir_all(&root);
+            let _ = fs::remove_file(&names);
+            let _ = fs::remove_file(&tar);
+            let size = fs::metadata(cache.hvm_addon_cpio()).map_or(0, |m| m.len());
+            eprintln!(
+                "rig: HVM add-on {} paths, {} MB",
+                extra.len(),
+                size / 1_000_000
+            );
+            cache::write_stamp(&stamp, &key)
+        },
+    )
+}
+
 /// Copies [`pins::DOM0_MODULES`] and their dependencies into `root`, then runs depmod.
 fn copy_modules(cache: &Cache, root: &Path) -> Result<(), String> {
     let kernel = cache.kernel_dir();

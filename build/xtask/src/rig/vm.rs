@@ -114,6 +114,9 @@ pub struct BootOptions {
     pub dom0_args: String,
     /// Accelerator (`None`: [`super::accel::choose`]).
     pub accel: Option<Accel>,
+    /// Append the HVM add-on (QEMU's device model and firmware, see
+    /// [`super::pins::HVM_ADDON_PACKAGES`]) so that dom0 can create HVM domains.
+    pub hvm: bool,
 }
 
 impl Default for BootOptions {
@@ -133,6 +136,7 @@ impl Default for BootOptions {
             xen_args: String::new(),
             dom0_args: String::new(),
             accel: None,
+            hvm: false,
         }
     }
 }
@@ -303,6 +307,11 @@ fn write_initrd(
     let mut base = fs::File::open(cache.base_cpio())
         .map_err(|e| format!("{}: {e}", cache.base_cpio().display()))?;
     std::io::copy(&mut base, &mut out).map_err(|e| format!("copying the base initramfs: {e}"))?;
+    if opts.hvm {
+        let mut addon = fs::File::open(cache.hvm_addon_cpio())
+            .map_err(|e| format!("{}: {e}", cache.hvm_addon_cpio().display()))?;
+        std::io::copy(&mut addon, &mut out).map_err(|e| format!("copying the HVM add-on: {e}"))?;
+    }
     out.write_all(&overlay).map_err(|e| e.to_string())?;
     Ok(initrd)
 }
@@ -560,6 +569,9 @@ fn prepare(
 pub fn boot(cache: &Cache, opts: &BootOptions, mode: &Mode) -> Result<Outcome, Failure> {
     catch_signals();
     setup::ensure(cache)?;
+    if opts.hvm {
+        setup::ensure_hvm_addon(cache)?;
+    }
     let accel = match opts.accel {
         Some(accel) => accel,
         None => super::accel::choose(cache, opts)?,
