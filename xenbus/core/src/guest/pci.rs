@@ -470,12 +470,26 @@ pub struct XenPlatformDevice {
     pub mmio_base: u64,
     /// Size of its memory BAR.
     pub mmio_size: u64,
+    /// The memory BAR was unassigned (no firmware ran) and
+    /// [`XenPlatformDevice::find_placing`] placed it.
+    pub placed: bool,
 }
 
 impl XenPlatformDevice {
     /// Finds the platform device on bus 0, decodes its BARs and makes sure
     /// memory and I/O decoding are on (firmware normally did).
     pub fn find(cfg: &impl ConfigSpace) -> Result<Self, PlatformPciError> {
+        Self::find_placing(cfg, None)
+    }
+
+    /// As [`XenPlatformDevice::find`], but when no firmware assigned the
+    /// memory BAR (it reads 0), places it at `place` (rounded up to the
+    /// BAR's natural alignment), as firmware would. Only for a guest that
+    /// is its own firmware and knows `place` is free guest-physical space.
+    pub fn find_placing(
+        cfg: &impl ConfigSpace,
+        place: Option<u64>,
+    ) -> Result<Self, PlatformPciError> {
         let function = scan_bus(cfg, 0)
             .into_iter()
             .find(PciFunction::is_xen_platform)
@@ -489,6 +503,7 @@ impl XenPlatformDevice {
         let mut index = 0;
         while index < 6 {
             let bar = Bar::read(cfg, at, index).map_err(PlatformPciError::Bar)?;
+            let bar_index = index;
             index += if bar.is_some_and(|b| b.is_wide()) {
                 2
             } else {
@@ -496,16 +511,39 @@ impl XenPlatformDevice {
             };
             match bar {
                 Some(b @ Bar::Io { .. }) if io.is_none() => io = Some(b),
-                Some(Bar::Memory { base, size, .. }) if mmio.is_none() => mmio = Some((base, size)),
+                Some(Bar::Memory { base, size, .. }) if mmio.is_none() => {
+                    mmio = Some((bar_index, base, size));
+                }
                 _ => {}
             }
         }
-        let (mmio_base, mmio_size) = mmio.ok_or(PlatformPciError::NoMemoryBar)?;
+        let (bar_index, mut mmio_base, mmio_size) = mmio.ok_or(PlatformPciError::NoMemoryBar)?;
+        let mut placed = false;
+        if let (0, Some(place)) = (mmio_base, place) {
+            let aligned = place
+                .checked_next_multiple_of(mmio_size)
+                .filter(|b| b.checked_add(mmio_size).is_some_and(|end| end <= 1 << 32))
+                .ok_or(PlatformPciError::Misplaced { base: place })?;
+            let offset = reg::BAR0 + 4 * bar_index;
+            let flags = cfg.read32(at, offset) & 0xf;
+            let low = u32::try_from(aligned)
+                .map_err(|_| PlatformPciError::Misplaced { base: aligned })?;
+            cfg.write32(at, offset, low | flags);
+            if flags & 0x6 == 0x4 {
+                cfg.write32(at, offset + 4, 0);
+            }
+            mmio_base = match Bar::read(cfg, at, bar_index).map_err(PlatformPciError::Bar)? {
+                Some(Bar::Memory { base, .. }) => base,
+                _ => 0,
+            };
+            placed = true;
+        }
         if mmio_base == 0 || mmio_base % 4096 != 0 {
             return Err(PlatformPciError::Misplaced { base: mmio_base });
         }
         let command = cfg.read32(at, reg::COMMAND);
-        let wanted = u32::from(COMMAND_MEMORY | if io.is_some() { COMMAND_IO } else { 0 });
+        let io_assigned = matches!(io, Some(Bar::Io { base, .. }) if base != 0);
+        let wanted = u32::from(COMMAND_MEMORY | if io_assigned { COMMAND_IO } else { 0 });
         if command & wanted != wanted {
             // Keep the status half untouched: its bits are write-1-to-clear.
             cfg.write32(at, reg::COMMAND, (command & 0xffff) | wanted);
@@ -515,6 +553,7 @@ impl XenPlatformDevice {
             io,
             mmio_base,
             mmio_size,
+            placed,
         })
     }
 
@@ -632,6 +671,40 @@ mod tests {
         // BARs are back to their values after sizing.
         assert_eq!(m.config(2, 0, reg::BAR0), 0xc001);
         assert_eq!(m.config(2, 0, reg::BAR0 + 4), 0xf000_0008);
+    }
+
+    #[test]
+    fn without_firmware_the_memory_bar_is_placed() {
+        let m = FakeMachine::default();
+        m.add(
+            3,
+            0,
+            FakeFunction::new(0x5853, 0x0001, 0xff, 0x80)
+                .with_bar(0, 0x1, 0xffff_ff01)
+                .with_bar(1, 0x8, 0xff00_0008),
+        );
+        assert_eq!(
+            XenPlatformDevice::find(&cfg(&m)),
+            Err(PlatformPciError::Misplaced { base: 0 })
+        );
+        let dev = XenPlatformDevice::find_placing(&cfg(&m), Some(0xf000_1000)).unwrap();
+        assert!(dev.placed);
+        // Rounded up to the 16 MiB alignment, flags kept.
+        assert_eq!(dev.mmio_base, 0xf100_0000);
+        assert_eq!(m.config(3, 0, reg::BAR0 + 4), 0xf100_0008);
+        // Memory decoding on; I/O decoding stays off for the unassigned I/O BAR.
+        assert_eq!(m.config(3, 0, reg::COMMAND) & 3, 2);
+        // A place that does not fit below 4 GiB is refused.
+        let m2 = FakeMachine::default();
+        m2.add(
+            3,
+            0,
+            FakeFunction::new(0x5853, 0x0001, 0xff, 0x80).with_bar(1, 0x8, 0xff00_0008),
+        );
+        assert_eq!(
+            XenPlatformDevice::find_placing(&cfg(&m2), Some(0xff80_0000)),
+            Err(PlatformPciError::Misplaced { base: 0xff80_0000 })
+        );
     }
 
     #[test]
