@@ -56,8 +56,8 @@ impl FrameArea {
     };
 }
 
-/// Address of shared info once mapped (0 before): the interrupt handlers
-/// clear `evtchn_upcall_pending` there.
+/// Address of shared info once mapped (0 before), where the legacy
+/// `vcpu_info` slots are.
 pub static SHARED_INFO_ADDR: core::sync::atomic::AtomicUsize =
     core::sync::atomic::AtomicUsize::new(0);
 
@@ -75,7 +75,7 @@ pub static VCPU_INFO_ADDR: core::sync::atomic::AtomicUsize =
 /// at the start of shared info (the frame area's first page).
 pub fn vcpu_info_addr() -> usize {
     match VCPU_INFO_ADDR.load(core::sync::atomic::Ordering::SeqCst) {
-        0 => usize::try_from(FRAME_AREA_GPFN << 12).unwrap_or(0),
+        0 => SHARED_INFO_ADDR.load(core::sync::atomic::Ordering::SeqCst),
         addr => addr,
     }
 }

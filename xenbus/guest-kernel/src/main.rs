@@ -18,7 +18,7 @@ use xenbus_guest_kernel::log::Log;
 use xenbus_guest_kernel::pool::PagePool;
 use xenbus_guest_kernel::x86::{X86, debug_port_write};
 use xenbus_guest_kernel::{
-    LAPIC_BASE, PERCPU_UPCALL_VECTOR, PERCPU_UPCALLS, REPORT_PREFIX, UPCALL_VECTOR, UPCALLS,
+    LAPIC_BASE, PERCPU_UPCALL_VECTOR, PERCPU_UPCALLS, REPORT_PREFIX, UPCALL_VECTOR, UPCALLS, hvm,
     vcpu_info_addr,
 };
 
@@ -234,8 +234,12 @@ fn crash() -> ! {
     }
 }
 
+/// Entered from `start.S` with the boot protocol's registers: `boot_magic`
+/// is Multiboot's (booted by QEMU's `-kernel`) or anything (PVH, or HVM
+/// firmware: then `boot_info` is `hvm_start_info`; neither is read beyond
+/// the magic). HVM either way when the Xen platform PCI device answers.
 #[unsafe(no_mangle)]
-extern "C" fn kernel_main(_start_info: u32) -> ! {
+extern "C" fn kernel_main(boot_magic: u32, _boot_info: u32) -> ! {
     debug_port_write(b"\nXENPV-GUEST booting\n");
     let heap = &raw mut HEAP;
     // SAFETY: the heap region is static, used only by the allocator, and this
@@ -248,7 +252,11 @@ extern "C" fn kernel_main(_start_info: u32) -> ! {
     let pool = unsafe { PagePool::new(pool_base as usize, POOL_PAGES) };
     let pool: &'static PagePool = alloc::boxed::Box::leak(alloc::boxed::Box::new(pool));
     let log = Log::new();
-    let summary = checks::run(&log, pool);
+    let summary = if boot_magic == hvm::MULTIBOOT_BOOT_MAGIC || hvm::is_hvm() {
+        hvm::run(&log, pool)
+    } else {
+        checks::run(&log, pool)
+    };
     let ms = Xen::new(X86, None).ok().map_or(0, |_| uptime_ms());
     log.line(format_args!(
         "{REPORT_PREFIX} done {} passed, {} failed, Xen uptime {ms} ms",

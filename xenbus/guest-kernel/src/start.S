@@ -1,7 +1,8 @@
 /* Two ways in, one entry point, both in 32-bit protected mode with paging
  * off and flat segments:
- * - PVH (Xen's XEN_ELFNOTE_PHYS32_ENTRY): %ebx = physical address of struct
- *   hvm_start_info;
+ * - Xen's XEN_ELFNOTE_PHYS32_ENTRY, as a PVH kernel or as an HVM domain's
+ *   firmware (xl's firmware_override, in place of hvmloader): %ebx =
+ *   physical address of struct hvm_start_info;
  * - Multiboot v1 (QEMU's -kernel, which an HVM domain's `kernel=` becomes):
  *   %eax = 0x2BADB002, %ebx = the Multiboot information. The header below
  *   uses the "address fields" form, so QEMU loads the file's bytes from
@@ -39,8 +40,6 @@ multiboot_header:
 pvh_start32:
         cld
         mov     %eax, %esi              /* boot magic (Multiboot's, or junk) */
-        mov     $0x45, %al
-        out     %al, $0xe9
         mov     %ebx, %ebp              /* hvm_start_info or Multiboot info */
         mov     $__bss_start, %edi
         mov     $__bss_end, %ecx
@@ -48,8 +47,6 @@ pvh_start32:
         shr     $2, %ecx
         xor     %eax, %eax
         rep stosl
-        mov     $0x5a, %al
-        out     %al, $0xe9
         mov     $boot_stack_top, %esp
         /* zero PML4, PDPT and four page directories */
         mov     $boot_pml4, %edi
@@ -100,8 +97,6 @@ start64:
         mov     %eax, %fs
         mov     %eax, %gs
         mov     $boot_stack_top, %rsp
-        mov     $0x4c, %al
-        out     %al, $0xe9
         mov     %esi, %edi              /* kernel_main(boot_magic, boot_info) */
         mov     %ebp, %esi
         call    kernel_main

@@ -116,18 +116,48 @@ fn echo_count() -> u32 {
 
 /// The kernel's file name beside the runner.
 const KERNEL: &str = "xenbus-guest-kernel";
-/// The domain's name.
-const NAME: &str = "xenpv-guest";
 /// The report prefix (`REPORT_PREFIX` in the kernel).
 const PREFIX: &str = "XENPV-GUEST";
 /// Upper bound for one guest run.
 const RUN_LIMIT: Duration = Duration::from_secs(900);
-const CONSOLE_LOG: &str = "/var/log/xen/console/guest-xenpv-guest.log";
-const SAVE_FILE: &str = "/tmp/xenpv-guest.save";
+
+/// One way to run the test kernel: its domain and where its lines appear
+/// (the PVH domain here, the HVM one in `guest_hvm`).
+pub(super) struct GuestSpec {
+    /// The domain's name.
+    pub name: &'static str,
+    /// The xl configuration after `name`, for the kernel at this path.
+    pub config: fn(&Path) -> String,
+    /// xenconsoled's log of the domain's PV console.
+    pub console_log: &'static str,
+    /// Where `xl save` puts the domain.
+    pub save_file: &'static str,
+    /// Runs before `xl create` (disk images, modules).
+    pub prepare: fn() -> Result<(), String>,
+    /// Runs after the domain is gone (undoes `prepare`).
+    pub cleanup: fn(),
+}
+
+/// The PVH domain.
+const PVH: GuestSpec = GuestSpec {
+    name: "xenpv-guest",
+    config: |kernel| {
+        format!(
+            "type = \"pvh\"\nkernel = \"{}\"\nmemory = 32\nvcpus = 1\n\
+             on_poweroff = \"destroy\"\non_reboot = \"destroy\"\non_crash = \"preserve\"\n\
+             tsc_mode = \"native\"\n",
+            kernel.display()
+        )
+    },
+    console_log: "/var/log/xen/console/guest-xenpv-guest.log",
+    save_file: "/tmp/xenpv-guest.save",
+    prepare: || Ok(()),
+    cleanup: || {},
+};
 
 /// What one guest run produced.
 #[derive(Debug)]
-struct GuestRun {
+pub(super) struct GuestRun {
     /// Report lines, prefix removed (`ok <check> ...`, `FAIL <check>: ...`).
     lines: Vec<String>,
     /// `xl create` to the `done` line.
@@ -139,11 +169,17 @@ struct GuestRun {
 static RUN: OnceLock<Result<GuestRun, String>> = OnceLock::new();
 
 fn guest_run() -> Result<&'static GuestRun, String> {
-    RUN.get_or_init(run_guest).as_ref().map_err(Clone::clone)
+    RUN.get_or_init(|| run_guest(&PVH))
+        .as_ref()
+        .map_err(Clone::clone)
 }
 
 fn boot_and_run() -> Result<(), String> {
-    let run = guest_run()?;
+    report_run(guest_run()?)
+}
+
+/// The first test of a guest suite: the run's notes and its `done` line.
+pub(super) fn report_run(run: &GuestRun) -> Result<(), String> {
     for note in &run.notes {
         println!("guest: dom0 side: {note}");
     }
@@ -171,7 +207,11 @@ fn boot_and_run() -> Result<(), String> {
 }
 
 fn check(name: &str) -> Result<(), String> {
-    let run = guest_run()?;
+    check_in(guest_run()?, name)
+}
+
+/// One of the guest's checks, as the run reported it.
+pub(super) fn check_in(run: &GuestRun, name: &str) -> Result<(), String> {
     for line in &run.lines {
         if let Some(rest) = line.strip_prefix("ok ") {
             if rest.split_whitespace().next() == Some(name) {
@@ -215,21 +255,21 @@ fn xl(args: &[&str]) -> Result<String, String> {
     }
 }
 
-fn lookup_domid() -> Option<u16> {
-    xl(&["domid", NAME]).ok()?.trim().parse().ok()
+fn lookup_domid(name: &str) -> Option<u16> {
+    xl(&["domid", name]).ok()?.trim().parse().ok()
 }
 
 /// Restarts xenconsoled so that it logs guest consoles to files (`true`) or
 /// as the rig's init starts it, `--log=none` (`false`, at the end: later
 /// suites find dom0 as it was).
-fn console_logging(on: bool) {
+fn console_logging(on: bool, console_log: &str) {
     if let Ok(pid) = std::fs::read_to_string("/run/xen/xenconsoled.pid") {
         let _ = Command::new("kill").arg(pid.trim()).status();
         std::thread::sleep(Duration::from_millis(300));
     }
     let _ = std::fs::create_dir_all("/var/log/xen/console");
     let log = if on {
-        let _ = std::fs::remove_file(CONSOLE_LOG);
+        let _ = std::fs::remove_file(console_log);
         "--log=guest"
     } else {
         "--log=none"
@@ -245,7 +285,7 @@ fn console_logging(on: bool) {
 
 /// The report lines so far: the PV console log if xenconsoled wrote one, else
 /// port 0xE9 output from `xl dmesg`.
-fn report_lines() -> Vec<String> {
+fn report_lines(console_log: &str) -> Vec<String> {
     let from = |text: &str| -> Vec<String> {
         text.lines()
             .filter_map(|l| {
@@ -255,7 +295,7 @@ fn report_lines() -> Vec<String> {
             .filter(|l| !l.is_empty() && l != "booting")
             .collect()
     };
-    let console = std::fs::read_to_string(CONSOLE_LOG)
+    let console = std::fs::read_to_string(console_log)
         .map(|t| from(&t))
         .unwrap_or_default();
     if console.iter().any(|l| l.starts_with("done ")) {
@@ -269,23 +309,29 @@ fn report_lines() -> Vec<String> {
     }
 }
 
-fn run_guest() -> Result<GuestRun, String> {
+/// Creates the domain of `spec`, serves its requests until it is done and
+/// collects its report lines.
+pub(super) fn run_guest(spec: &GuestSpec) -> Result<GuestRun, String> {
     let kernel = helper(KERNEL)?;
-    let _ = xl(&["destroy", NAME]);
-    console_logging(true);
-    let cfg = format!(
-        "name = \"{NAME}\"\ntype = \"pvh\"\nkernel = \"{}\"\nmemory = 32\nvcpus = 1\n\
-         on_poweroff = \"destroy\"\non_reboot = \"destroy\"\non_crash = \"preserve\"\n\
-         tsc_mode = \"native\"\n",
-        kernel.display()
-    );
-    let cfg_path = Path::new("/tmp/xenpv-guest.cfg");
-    std::fs::write(cfg_path, cfg).map_err(|e| format!("write {}: {e}", cfg_path.display()))?;
+    let name = spec.name;
+    let _ = xl(&["destroy", name]);
+    (spec.prepare)()?;
+    console_logging(true, spec.console_log);
+    // Port 0xE9 lines of earlier domains must not count as this one's.
+    let _ = xl(&["dmesg", "-c"]);
+    let cfg = format!("name = \"{name}\"\n{}", (spec.config)(&kernel));
+    let cfg_path = format!("/tmp/{name}.cfg");
+    std::fs::write(&cfg_path, cfg).map_err(|e| format!("write {cfg_path}: {e}"))?;
     let t0 = Instant::now();
-    xl(&["create", "/tmp/xenpv-guest.cfg"])?;
-    let mut helper = Dom0Helper::new()?;
+    if let Err(e) = xl(&["create", &cfg_path]) {
+        console_logging(false, spec.console_log);
+        (spec.cleanup)();
+        return Err(e);
+    }
+    let mut helper = Dom0Helper::new(spec)?;
     let mut notes = Vec::new();
     let mut boot_to_result = None;
+    let done = |lines: &[String]| lines.iter().any(|l| l.starts_with("done "));
     while t0.elapsed() < RUN_LIMIT {
         if let Err(e) = helper.step() {
             notes.push(e);
@@ -294,7 +340,7 @@ fn run_guest() -> Result<GuestRun, String> {
             // The guest prints `done` right after the helper's last answer.
             let deadline = Instant::now() + Duration::from_secs(20);
             while Instant::now() < deadline {
-                if report_lines().iter().any(|l| l.starts_with("done ")) {
+                if done(&report_lines(spec.console_log)) {
                     boot_to_result = Some(t0.elapsed());
                     break;
                 }
@@ -302,27 +348,28 @@ fn run_guest() -> Result<GuestRun, String> {
             }
             break;
         }
-        if helper.domid.is_none() && !helper.saving() && lookup_domid().is_none() {
+        if helper.domid.is_none() && !helper.saving() && lookup_domid(name).is_none() {
             notes.push("the domain went away early".into());
             break;
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    if boot_to_result.is_none() && report_lines().iter().any(|l| l.starts_with("done ")) {
+    if boot_to_result.is_none() && done(&report_lines(spec.console_log)) {
         boot_to_result = Some(t0.elapsed());
     }
-    let lines = report_lines();
+    let lines = report_lines(spec.console_log);
     notes.extend(helper.finish());
     let deadline = Instant::now() + Duration::from_secs(10);
-    while lookup_domid().is_some() && Instant::now() < deadline {
+    while lookup_domid(name).is_some() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(200));
     }
-    if lookup_domid().is_some() {
+    if lookup_domid(name).is_some() {
         notes.push("domain still there at the end: destroyed".into());
-        let _ = xl(&["destroy", NAME]);
+        let _ = xl(&["destroy", name]);
     }
-    let _ = std::fs::remove_file(SAVE_FILE);
-    console_logging(false);
+    let _ = std::fs::remove_file(spec.save_file);
+    console_logging(false, spec.console_log);
+    (spec.cleanup)();
     Ok(GuestRun {
         lines,
         boot_to_result,
@@ -368,6 +415,8 @@ type AfterAck = Box<dyn FnOnce(&mut Dom0Helper) -> Result<(), String>>;
 /// Serves the guest's requests under `data/xenpv/`.
 struct Dom0Helper {
     xs: Xenbus,
+    name: &'static str,
+    save_file: &'static str,
     domid: Option<u16>,
     last_seq: u64,
     last_lookup: Instant,
@@ -378,10 +427,12 @@ struct Dom0Helper {
 }
 
 impl Dom0Helper {
-    fn new() -> Result<Self, String> {
+    fn new(spec: &GuestSpec) -> Result<Self, String> {
         Ok(Self {
             xs: Xenbus::open()?,
-            domid: lookup_domid(),
+            name: spec.name,
+            save_file: spec.save_file,
+            domid: lookup_domid(spec.name),
             last_seq: 0,
             last_lookup: Instant::now(),
             echo_result: String::from("no echo yet"),
@@ -402,7 +453,7 @@ impl Dom0Helper {
         let Some(domid) = self.domid else {
             if self.last_lookup.elapsed() > Duration::from_millis(500) {
                 self.last_lookup = Instant::now();
-                self.domid = lookup_domid();
+                self.domid = lookup_domid(self.name);
             }
             return Ok(());
         };
@@ -411,7 +462,7 @@ impl Dom0Helper {
             // Not written yet, or the domain went away (save/restore): look it up again.
             if self.last_lookup.elapsed() > Duration::from_millis(500) {
                 self.last_lookup = Instant::now();
-                self.domid = lookup_domid();
+                self.domid = lookup_domid(self.name);
             }
             return Ok(());
         };
@@ -480,12 +531,12 @@ impl Dom0Helper {
                     .next()
                     .and_then(|w| w.parse().ok())
                     .ok_or("bad size")?;
-                xl(&["mem-set", NAME, &format!("{kib}k")])?;
+                xl(&["mem-set", self.name, &format!("{kib}k")])?;
                 Ok("set".into())
             }
             Some("mem-info") => {
                 // `xl list NAME`: a header, then name, id, Mem (MiB), ...
-                let out = xl(&["list", NAME])?;
+                let out = xl(&["list", self.name])?;
                 let mib = out
                     .lines()
                     .nth(1)
@@ -497,7 +548,10 @@ impl Dom0Helper {
             Some("xl-shutdown") => {
                 // Without -w: it writes control/shutdown and returns; the
                 // guest reports, then powers off on its own.
-                *after_ack = Some(Box::new(|_: &mut Self| xl(&["shutdown", NAME]).map(|_| ())));
+                let name = self.name;
+                *after_ack = Some(Box::new(move |_: &mut Self| {
+                    xl(&["shutdown", name]).map(|_| ())
+                }));
                 Ok("requested".into())
             }
             Some("done") => {
@@ -532,17 +586,18 @@ impl Dom0Helper {
     fn save_restore(&mut self, after_ack: &mut Option<AfterAck>) -> String {
         let state = Arc::new(Mutex::new(None));
         self.save = Some(state.clone());
+        let (name, save_file) = (self.name, self.save_file);
         *after_ack = Some(Box::new(move |h: &mut Self| {
             h.domid = None;
             std::thread::spawn(move || {
                 let t = Instant::now();
                 let mut log = String::new();
-                let _ = std::fs::remove_file(SAVE_FILE);
-                match xl(&["save", NAME, SAVE_FILE]) {
+                let _ = std::fs::remove_file(save_file);
+                match xl(&["save", name, save_file]) {
                     Ok(_) => {
                         let _ = write!(log, "xl save {:.1} s", t.elapsed().as_secs_f64());
                         let t = Instant::now();
-                        match xl(&["restore", SAVE_FILE]) {
+                        match xl(&["restore", save_file]) {
                             Ok(_) => {
                                 let _ =
                                     write!(log, ", xl restore {:.1} s", t.elapsed().as_secs_f64());

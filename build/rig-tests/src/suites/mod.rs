@@ -3,6 +3,7 @@
 use crate::Suite;
 
 mod guest;
+mod guest_hvm;
 mod platform;
 mod store;
 mod vbd;
@@ -15,5 +16,6 @@ pub const ALL: &[Suite] = &[
     store::SUITE,
     vif::SUITE,
     guest::SUITE,
+    guest_hvm::SUITE,
     vbd::SUITE,
 ];

@@ -1,5 +1,6 @@
-//! Builds the freestanding PVH test kernel (`xenbus/guest-kernel`, suite
-//! `guest`) that `rig test` ships beside the test runner.
+//! Builds the freestanding test kernel (`xenbus/guest-kernel`, suites
+//! `guest` as PVH and `guest-hvm` as HVM firmware) that `rig test` ships
+//! beside the test runner.
 //!
 //! It is an ordinary `x86_64-unknown-linux-gnu` binary of the workspace built
 //! with `--features kernel` and the flags that make it freestanding: static
@@ -27,7 +28,7 @@ fn target_dir(root: &Path) -> PathBuf {
 pub fn build(root: &Path, dom0_dir: &str) -> Result<Shipped, String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let dir = target_dir(root);
-    eprintln!("rig: building {KERNEL} (freestanding PVH kernel)");
+    eprintln!("rig: building {KERNEL} (freestanding PVH/HVM kernel)");
     let status = Command::new(&cargo)
         .args([
             "build",
