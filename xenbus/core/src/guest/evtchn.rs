@@ -111,6 +111,10 @@ pub struct EventChannels<C, M: Memory> {
     sel: u64,
     /// 2-level: the next port to look at (fairness cursor).
     cursor: u32,
+    /// The callback vector set, for [`EventChannels::restore_upcalls`].
+    callback_vector: core::cell::Cell<Option<u8>>,
+    /// The per-vCPU upcall vectors set, likewise.
+    upcall_vectors: core::cell::RefCell<Vec<(u32, u8)>>,
 }
 
 impl<C: Cpu + Clone, M: Memory> EventChannels<C, M> {
@@ -124,6 +128,8 @@ impl<C: Cpu + Clone, M: Memory> EventChannels<C, M> {
             fifo: None,
             sel: 0,
             cursor: 0,
+            callback_vector: core::cell::Cell::new(None),
+            upcall_vectors: core::cell::RefCell::new(Vec::new()),
         }
     }
 
@@ -490,11 +496,32 @@ impl<C: Cpu + Clone, M: Memory> EventChannels<C, M> {
         self.xen.set_param(
             HVM_PARAM_CALLBACK_IRQ,
             CALLBACK_VIA_TYPE_VECTOR | u64::from(vector),
-        )
+        )?;
+        self.callback_vector.set(Some(vector));
+        Ok(())
     }
 
     /// Upcall through a per-vCPU vector (`HVMOP_set_evtchn_upcall_vector`).
     pub fn set_upcall_vector(&self, vcpu: u32, vector: u8) -> Result<(), Error> {
-        self.xen.set_upcall_vector(vcpu, vector)
+        self.xen.set_upcall_vector(vcpu, vector)?;
+        let mut set = self.upcall_vectors.borrow_mut();
+        set.retain(|(v, _)| *v != vcpu);
+        set.push((vcpu, vector));
+        Ok(())
+    }
+
+    /// Sets the callback and per-vCPU upcall vectors again in a new domain
+    /// (after a real resume): Xen's save/restore carries neither, and
+    /// without `HVM_PARAM_CALLBACK_IRQ` the toolstack also takes an HVM
+    /// domain for one without PV drivers (`xl shutdown` is refused).
+    pub fn restore_upcalls(&self) -> Result<(), Error> {
+        if let Some(vector) = self.callback_vector.get() {
+            self.set_callback_vector(vector)?;
+        }
+        let set: Vec<(u32, u8)> = self.upcall_vectors.borrow().clone();
+        for (vcpu, vector) in set {
+            self.xen.set_upcall_vector(vcpu, vector)?;
+        }
+        Ok(())
     }
 }

@@ -210,6 +210,7 @@ impl<C: Cpu + Clone, M: Memory> Platform<C, M> {
         if fifo {
             self.evtchn.enable_fifo()?;
         }
+        self.evtchn.restore_upcalls()?;
         let (store, port) = Self::store_ring(&self.xen, mapper)?;
         self.store = store;
         self.store_port = port;

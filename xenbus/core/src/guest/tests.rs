@@ -595,3 +595,42 @@ fn placed_vcpu_info_carries_events_and_is_registered_again_on_resume() {
     platform.resume(&mapper).unwrap();
     assert_eq!(registrations(&cpu), 2, "not registered again on resume");
 }
+
+#[test]
+fn upcall_vectors_are_set_again_on_resume() {
+    use super::abi::{HVMOP_SET_EVTCHN_UPCALL_VECTOR, HVMOP_SET_PARAM, nr};
+    let cpu = FakeCpu::xen_at(0x4000_0000, 4);
+    let xen = Xen::new(cpu.clone(), None).unwrap();
+    let area = cpu.window(4);
+    cpu.0.borrow_mut().shared_info = Some(area.vaddr());
+    let mapper = OnePage(cpu.window(1));
+    let mut platform =
+        super::Platform::start(xen, FakeMemory::default(), area, 0xf0000, &mapper).unwrap();
+    let count = |cpu: &FakeCpu, sub: u64| {
+        cpu.0
+            .borrow()
+            .calls
+            .iter()
+            .filter(|c| c.1 == nr::HVM_OP && c.2 == sub)
+            .count()
+    };
+    let params = count(&cpu, HVMOP_SET_PARAM);
+    // Nothing set: nothing to restore.
+    platform.resume(&mapper).unwrap();
+    assert_eq!(count(&cpu, HVMOP_SET_PARAM), params);
+    assert_eq!(count(&cpu, HVMOP_SET_EVTCHN_UPCALL_VECTOR), 0);
+
+    platform.evtchn.set_callback_vector(0xf3).unwrap();
+    platform.evtchn.set_upcall_vector(0, 0xf4).unwrap();
+    platform.evtchn.set_upcall_vector(0, 0xf5).unwrap();
+    assert_eq!(count(&cpu, HVMOP_SET_PARAM), params + 1);
+    assert_eq!(count(&cpu, HVMOP_SET_EVTCHN_UPCALL_VECTOR), 2);
+    platform.resume(&mapper).unwrap();
+    assert_eq!(
+        count(&cpu, HVMOP_SET_PARAM),
+        params + 2,
+        "callback vector not set again"
+    );
+    // One vCPU, the latest vector only.
+    assert_eq!(count(&cpu, HVMOP_SET_EVTCHN_UPCALL_VECTOR), 3);
+}
