@@ -70,6 +70,8 @@ pub struct FakeXen {
     next_port: Cell<u32>,
     /// Notifications per port.
     pub notified: RefCell<BTreeMap<u32, u32>>,
+    /// Ports closed, in order.
+    pub closed: RefCell<Vec<u32>>,
     store: RefCell<BTreeMap<String, Vec<u8>>>,
     /// Handles of the pages [`FakeXen::data_page`] gave out.
     data_pages: RefCell<Vec<Pages>>,
@@ -107,6 +109,7 @@ impl FakeXen {
             freed_while_granted: RefCell::default(),
             next_port: Cell::new(1),
             notified: RefCell::default(),
+            closed: RefCell::default(),
             store: RefCell::default(),
             data_pages: RefCell::default(),
             eagain: Cell::new(0),
@@ -309,7 +312,9 @@ impl EventChannels for FakeXen {
 
     fn unmask(&self, _channel: &FakeChannel) {}
 
-    fn close(&self, _channel: FakeChannel) {}
+    fn close(&self, channel: FakeChannel) {
+        self.closed.borrow_mut().push(channel.0);
+    }
 }
 
 impl Frames for FakeXen {
@@ -717,6 +722,28 @@ impl<'a> FakeBlkback<'a> {
     pub fn reset(&mut self) {
         self.drop_rings();
         self.set_state(XenbusState::Closed);
+    }
+
+    /// The frontend's domain is saved and restored as domain `domid` (`xl
+    /// save`/`xl restore`): the old backend goes with the old domain (every
+    /// mapping dropped, its directory removed) and the toolstack makes a new
+    /// one under `backend/vbd/<domid>/<devid>` (in InitWait, same disk and
+    /// keys), pointing the frontend's `backend` key at it and its `state` back
+    /// to Initialising. Event channel ports start again from 1, as in a fresh
+    /// domain.
+    pub fn migrate(&mut self, domid: u16, keys: &BackendKeys) {
+        self.drop_rings();
+        let old = self.backend.clone();
+        let _ = self.xen.remove(Txn::NONE, &old);
+        let devid = self.frontend.rsplit('/').next().unwrap_or("0").to_string();
+        self.backend = alloc::format!("/local/domain/0/backend/vbd/{domid}/{devid}");
+        self.xen
+            .set(&alloc::format!("{}/backend", self.frontend), &self.backend);
+        self.xen
+            .set(&alloc::format!("{}/state", self.frontend), "1");
+        self.xen.next_port.set(1);
+        self.publish(keys);
+        self.set_state(XenbusState::InitWait);
     }
 
     /// Drops every mapping (rings and persistent grants).

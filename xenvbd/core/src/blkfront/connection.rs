@@ -162,6 +162,25 @@ fn store_err(key: &str) -> impl FnOnce(StoreError) -> ConnectError + '_ {
     move |e| ConnectError::Store(String::from(key), e)
 }
 
+/// Reads our `backend` and `backend-id` keys (the toolstack writes them).
+fn read_backend(store: &(impl Store + ?Sized), dir: &str) -> Result<(String, DomId), ConnectError> {
+    let backend = store
+        .read(Txn::NONE, &format!("{dir}/backend"))
+        .map_err(store_err("backend"))?;
+    let backend_dir = String::from_utf8(backend)
+        .ok()
+        .map(|s| String::from(s.trim_end_matches('\0')))
+        .filter(|s| !s.is_empty())
+        .ok_or(ConnectError::BadFrontendKey("backend"))?;
+    let backend_id = store
+        .read(Txn::NONE, &format!("{dir}/backend-id"))
+        .map_err(store_err("backend-id"))?;
+    let backend_id = parse_u64(&backend_id)
+        .and_then(|d| u16::try_from(d).ok())
+        .ok_or(ConnectError::BadFrontendKey("backend-id"))?;
+    Ok((backend_dir, DomId(backend_id)))
+}
+
 impl<C, R: RingPages> Frontend<C, R> {
     /// A frontend for the device whose xenstore directory is `dir`
     /// (`device/vbd/<id>`): reads `backend` and `backend-id`.
@@ -176,25 +195,12 @@ impl<C, R: RingPages> Frontend<C, R> {
             .and_then(|id| parse_u64(id.as_bytes()))
             .and_then(|id| u32::try_from(id).ok())
             .ok_or(ConnectError::BadFrontendKey("device id"))?;
-        let backend = store
-            .read(Txn::NONE, &format!("{dir}/backend"))
-            .map_err(store_err("backend"))?;
-        let backend_dir = String::from_utf8(backend)
-            .ok()
-            .map(|s| String::from(s.trim_end_matches('\0')))
-            .filter(|s| !s.is_empty())
-            .ok_or(ConnectError::BadFrontendKey("backend"))?;
-        let backend_id = store
-            .read(Txn::NONE, &format!("{dir}/backend-id"))
-            .map_err(store_err("backend-id"))?;
-        let backend_id = parse_u64(&backend_id)
-            .and_then(|d| u16::try_from(d).ok())
-            .ok_or(ConnectError::BadFrontendKey("backend-id"))?;
+        let (backend_dir, backend_id) = read_backend(store, dir)?;
         Ok(Self {
             dir: String::from(dir),
             device_id,
             backend_dir,
-            backend_id: DomId(backend_id),
+            backend_id,
             settings,
             own: XenbusState::Initialising,
             rings: None,
@@ -216,6 +222,90 @@ impl<C, R: RingPages> Frontend<C, R> {
     pub fn restart(&mut self, store: &(impl Store + ?Sized)) -> Result<(), ConnectError> {
         self.restarting = true;
         self.write_state(store, XenbusState::Closing)
+    }
+
+    /// The domain was suspended and now runs again as a NEW domain (`xl
+    /// save`/`xl restore`, live migration): the backend that mapped our rings,
+    /// our event channels and every mapping of our grants went away with the
+    /// old domain, and the toolstack made a new backend for this one. Call it
+    /// once, after xenstore works again and before anything else touches the
+    /// device.
+    ///
+    /// Re-reads `backend` and `backend-id`; takes every request that was not
+    /// completed back for replay, in submission order (an answer the old
+    /// backend wrote but we never consumed is ignored: the request is simply
+    /// done again, which is what Linux's `blkfront_resume` does too); drops
+    /// rings and the persistent and indirect pools without waiting for any
+    /// backend: their grants are revoked (nobody can map them in the new
+    /// domain, so this cannot block) and the pages freed, but the event
+    /// channels are forgotten, NOT closed (their port numbers belong to the new
+    /// domain's own channels now). Then starts over at Initialising;
+    /// [`Frontend::poll_state`] runs the handshake with the new backend,
+    /// re-reads its features and replays.
+    ///
+    /// Returns how many requests wait for replay. A grant that still cannot be
+    /// revoked fails the device (its requests complete with
+    /// [`super::Status::DeviceFailed`] through `out`).
+    pub fn resume<S, E, G, M, F>(
+        &mut self,
+        p: Platform<'_, S, E, G, M, F>,
+        out: &mut impl FnMut(Completion),
+    ) -> Result<usize, ConnectError>
+    where
+        S: Store + ?Sized,
+        E: EventChannels<Channel = C>,
+        G: GrantTable,
+        M: Memory,
+        F: Frames,
+    {
+        if self.broken.is_some() {
+            return Err(ConnectError::Broken);
+        }
+        let (backend_dir, backend_id) = read_backend(p.store, &self.dir)?;
+        log::warn!(
+            "xenvbd: {}: resumed in a new domain: backend {} -> {backend_dir}",
+            self.dir,
+            self.backend_dir
+        );
+        self.reconnects = self.reconnects.saturating_add(1);
+        self.restarting = false;
+        let env = Env {
+            events: p.events,
+            grants: p.grants,
+            frames: p.frames,
+            backend: self.backend_id,
+        };
+        let mut failure = None;
+        let mut rings = core::mem::take(&mut self.pending);
+        let mut replay = 0;
+        for q in &mut self.queues {
+            match q.detach(env) {
+                Ok(Some(ring)) => rings.push(ring),
+                Ok(None) => {}
+                Err(reason) => failure = Some(reason),
+            }
+            replay += q.waiting();
+            q.pool.release(p.memory, p.grants, &mut self.quarantine);
+            q.indirect.release(p.memory, p.grants, &mut self.quarantine);
+        }
+        for ring in rings {
+            // Dropped, not closed: the port is the new domain's to reuse.
+            let Ring {
+                front,
+                grants,
+                channel,
+            } = ring;
+            drop(channel);
+            self.revoke_or_quarantine(p, &grants, front.into_memory().into());
+        }
+        self.backend_dir = backend_dir;
+        self.backend_id = backend_id;
+        if let Some(reason) = failure {
+            self.fail(reason, p, out);
+            return Err(ConnectError::Broken);
+        }
+        self.write_state(p.store, XenbusState::Initialising)?;
+        Ok(replay)
     }
 
     /// The backend's directory (watch `<it>/state`).

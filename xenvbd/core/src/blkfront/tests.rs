@@ -780,6 +780,136 @@ fn restart_replays_everything_once() {
     }
 }
 
+/// `xl save` + `xl restore` with requests in every state (completed and
+/// seen, answered by the old backend but not consumed, consumed and not
+/// answered, never consumed): [`Frontend::resume`] takes back all that we did
+/// not see complete, closes no port (the numbers belong to the new domain),
+/// leaves no grant behind, and the new backend gets every write once more.
+fn resume_in_a_new_domain(persistent: bool) {
+    let xen = FakeXen::new();
+    let s = Settings {
+        persistent,
+        ..Settings::default()
+    };
+    let keys = BackendKeys::linux_like(4096);
+    let (mut fe, mut be) = connect(&xen, &keys, s);
+    let mut done = Vec::new();
+    let n = 24;
+    assert!(submit_writes(&mut fe, &xen, n, 0).iter().all(Result::is_ok));
+    be.serve_queue(0, 10);
+    poll_all(&mut fe, &xen, &mut done);
+    assert_eq!(done.len(), 10);
+    // Answered by the old backend, never consumed by us.
+    be.serve_queue(0, 5);
+    let old_backend = be.backend.clone();
+    let old_ports: Vec<_> = (0..fe.queues().len())
+        .filter_map(|q| fe.port(&xen, q))
+        .collect();
+    assert_eq!(old_ports.len(), 4);
+    // Suspended here; the new domain is number 7.
+    be.migrate(7, &keys);
+    let seen_before = be.seen.len();
+    let replay = fe
+        .resume(platform(&xen), &mut |c| panic!("completion {c:?}"))
+        .unwrap();
+    assert_eq!(replay, n - 10, "everything not seen to complete");
+    assert!(xen.closed.borrow().is_empty(), "no port closed");
+    assert_eq!(xen.active_grants(), 0, "every grant revoked");
+    assert_ne!(fe.backend_dir(), old_backend);
+    assert_eq!(fe.backend_dir(), be.backend);
+    assert_eq!(fe.state(), XenbusState::Initialising);
+    assert_eq!(be.frontend_key("state").as_deref(), Some("1"));
+    assert_eq!(fe.reconnects(), 1);
+    // Nothing goes anywhere until the new backend is connected.
+    assert_eq!(
+        submit_writes(&mut fe, &xen, 1, 100)[0],
+        Err(SubmitError::NotConnected)
+    );
+    let mut sink = |c: Completion| panic!("completion {c:?}");
+    assert_eq!(
+        fe.poll_state(platform(&xen), &mut sink).unwrap(),
+        Action::TalkToBackend
+    );
+    be.connect();
+    assert_eq!(
+        fe.poll_state(platform(&xen), &mut |c| done.push(c))
+            .unwrap(),
+        Action::Connect
+    );
+    assert_eq!(be.queue_count(), 4);
+    be.serve();
+    poll_all(&mut fe, &xen, &mut done);
+    assert_eq!(be.seen.len() - seen_before, n - 10, "each replayed once");
+    let tags: BTreeSet<u64> = done.iter().map(|c| c.tag).collect();
+    assert_eq!((done.len(), tags.len()), (n, n), "each completed once");
+    assert!(done.iter().all(|c| c.status == Status::Ok));
+    for i in 0..n {
+        let byte = u8::try_from(i % 251).unwrap();
+        assert!(
+            be.disk[i * 4096..(i + 1) * 4096].iter().all(|&b| b == byte),
+            "write {i} lost"
+        );
+    }
+    assert!(xen.freed_while_granted.borrow().is_empty());
+    assert_eq!(fe.quarantined_pages(), 0);
+}
+
+#[test]
+fn resume_in_a_new_domain_replays_everything_once() {
+    resume_in_a_new_domain(false);
+}
+
+#[test]
+fn resume_in_a_new_domain_with_persistent_grants() {
+    resume_in_a_new_domain(true);
+}
+
+/// Suspended between publishing the rings and the backend's Connected: the
+/// half-made rings are dropped the same way and the handshake starts over.
+#[test]
+fn resume_mid_handshake() {
+    let xen = FakeXen::new();
+    let keys = BackendKeys::linux_like(4096);
+    let mut be = FakeBlkback::new(&xen, 51712, &keys);
+    let mut fe = Fe::new(&xen, &be.frontend, Settings::default()).unwrap();
+    let mut sink = |c: Completion| panic!("completion {c:?}");
+    assert_eq!(
+        fe.poll_state(platform(&xen), &mut sink).unwrap(),
+        Action::TalkToBackend
+    );
+    assert!(xen.active_grants() > 0);
+    be.migrate(9, &keys);
+    assert_eq!(fe.resume(platform(&xen), &mut sink).unwrap(), 0);
+    assert_eq!(xen.active_grants(), 0);
+    assert!(xen.closed.borrow().is_empty());
+    assert_eq!(
+        fe.poll_state(platform(&xen), &mut sink).unwrap(),
+        Action::TalkToBackend
+    );
+    be.connect();
+    assert_eq!(
+        fe.poll_state(platform(&xen), &mut sink).unwrap(),
+        Action::Connect
+    );
+    let mut done = Vec::new();
+    assert!(submit_writes(&mut fe, &xen, 3, 0).iter().all(Result::is_ok));
+    be.serve();
+    poll_all(&mut fe, &xen, &mut done);
+    assert_eq!(done.len(), 3);
+}
+
+/// A device that failed before the suspend stays failed.
+#[test]
+fn resume_of_a_broken_device_is_refused() {
+    let (mut fe, _) = hostile(Fault::BadStatus);
+    let xen = FakeXen::new();
+    let _be = FakeBlkback::new(&xen, 51712, &BackendKeys::linux_like(64));
+    assert_eq!(
+        fe.resume(platform(&xen), &mut |_| {}),
+        Err(ConnectError::Broken)
+    );
+}
+
 /// The two layers together, as the miniport will use them: SCSI WRITE(10) and
 /// READ(10) on a 4K-sector disk become engine transfers in 512-byte sectors;
 /// UNMAP becomes discards on extent boundaries; SYNCHRONIZE CACHE a flush.
