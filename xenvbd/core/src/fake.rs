@@ -928,7 +928,9 @@ impl<'a> FakeBlkback<'a> {
                     if first >= n {
                         break;
                     }
-                    let Some(pfn) = self.xen.map(*gref, false) else {
+                    // As Linux's blkback: with persistent grants every grant,
+                    // indirect pages included, is mapped writable.
+                    let Some(pfn) = self.xen.map(*gref, self.persistent_enabled) else {
                         return (ind.id, BLKIF_OP_INDIRECT, BLKIF_RSP_ERROR);
                     };
                     let count = (n - first).min(512);

@@ -760,10 +760,13 @@ impl<C, R: RingPages> Frontend<C, R> {
             &mut self.quarantine,
         )
         .map_err(map)?;
+        // Indirect segment lists are only read by the backend, but with
+        // persistent grants Linux's blkback maps every grant writable (it may
+        // keep any of them for later data): read-only would fail them all.
         let indirect = PagePool::new(
             ql.indirect_pool_pages,
             self.backend_id,
-            true,
+            !ql.persistent,
             p.memory,
             p.grants,
             &mut self.quarantine,

@@ -660,9 +660,10 @@ impl<C, R: RingMemory> Queue<C, R> {
     {
         let f = self.features;
         let sector = self.shadows[id as usize].sector;
-        // Indirect: the segment list goes into indirect pages (granted
-        // read-only at setup); barrier writes cannot be indirect, so an FUA
-        // write that needs indirect segments is a write followed by a flush.
+        // Indirect: the segment list goes into indirect pages (granted at
+        // setup, read-only unless grants are persistent); barrier writes
+        // cannot be indirect, so an FUA write that needs indirect segments is
+        // a write followed by a flush.
         let indirect_op = if op == BLKIF_OP_WRITE_BARRIER {
             BLKIF_OP_WRITE
         } else {
