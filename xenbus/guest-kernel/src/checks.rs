@@ -16,6 +16,10 @@
 //!   of this domain (the guest sees `control/shutdown` = `suspend`);
 //! * `xl-shutdown`: dom0 answers `requested` and runs `xl shutdown` of this
 //!   domain (the guest sees `control/shutdown` = `poweroff`);
+//! * `vbd-verify <sectors> <written> <digest>`: dom0 reads the guest's disk
+//!   image and checks every sector against the pattern of [`crate::vbd`]
+//!   (each written sector names itself and its write stamp), answers
+//!   `verified ...` if the `<written>` sectors and their digest match;
 //! * `done`: dom0 stops serving.
 
 use alloc::format;
@@ -56,6 +60,8 @@ pub const GROW_TO_FRAMES: u32 = 4;
 /// How far dom0 lowers `memory/target` for the balloon check (2 MiB, so
 /// `xl list`'s MiB column shows it).
 pub const BALLOON_KIB: u64 = 2048;
+/// Requests of the vbd's random I/O mix.
+pub const VBD_IO_OPS: usize = 2000;
 
 type Transport = RingTransport<StoreRing<X86>, StoreNotify<X86>>;
 
@@ -156,6 +162,8 @@ struct Runner<'a> {
     ack_watch: Option<WatchId>,
     seq: u32,
     summary: Summary,
+    /// The connected vbd (`vbd_connect` on).
+    vbd: Option<crate::vbd::Vbd>,
 }
 
 fn err<E: core::fmt::Debug>(what: &str) -> impl FnOnce(E) -> String + '_ {
@@ -227,6 +235,7 @@ pub fn run_with(
         ack_watch: None,
         seq: 0,
         summary,
+        vbd: None,
     };
     r.refresh_store_flag();
     r.check("shared_info_time", Runner::shared_info_time);
@@ -257,10 +266,14 @@ pub fn run_with(
     if dom0.is_ok() {
         r.check("gnttab_dom0_map", Runner::gnttab_dom0_map);
     }
+    r.vbd_checks(dom0.is_ok());
     r.check("balloon", Runner::balloon);
     r.check("watchdog", Runner::watchdog);
     if dom0.is_ok() {
         r.check("suspend_resume", Runner::suspend_resume);
+        if r.vbd.is_some() {
+            r.check("vbd_suspend_resume", Runner::vbd_suspend_resume);
+        }
         r.check("after_resume", Runner::after_resume);
         r.check("evtchn_upcall_percpu", Runner::evtchn_upcall_percpu);
         r.check("toolstack_shutdown", Runner::toolstack_shutdown);
@@ -992,6 +1005,7 @@ impl Runner<'_> {
             .map_err(|e| format!("unwatch: {e}"))?;
         // Acknowledge, as the toolstack expects, then suspend.
         self.write("control/shutdown", "")?;
+        self.vbd_before_suspend();
         let mut hooks = Hooks::default();
         let t0 = self.now();
         let outcome = self
@@ -1065,6 +1079,71 @@ impl Runner<'_> {
             }
             let _ = self.store.watch_wait(w, Duration::from_millis(500));
         }
+    }
+
+    fn vbd_env(&mut self) -> crate::vbd::Env<'_, Client<Transport, Timebase>> {
+        crate::vbd::Env {
+            platform: &mut self.platform,
+            store: &self.store,
+            pool: self.pool,
+        }
+    }
+
+    /// `vbd_connect`, `vbd_io` and (with the dom0 helper) `vbd_verify`.
+    fn vbd_checks(&mut self, dom0: bool) {
+        self.check("vbd_connect", Runner::vbd_connect);
+        if self.vbd.is_some() {
+            self.check("vbd_io", Runner::vbd_io);
+            if dom0 {
+                self.check("vbd_verify", Runner::vbd_verify);
+            }
+        }
+    }
+
+    fn vbd_connect(&mut self) -> Result<String, String> {
+        let (vbd, detail) = crate::vbd::Vbd::connect(&mut self.vbd_env())?;
+        self.vbd = Some(vbd);
+        Ok(detail)
+    }
+
+    fn vbd_io(&mut self) -> Result<String, String> {
+        let mut vbd = self.vbd.take().ok_or("no connected vbd")?;
+        let result = vbd.io_mix(&mut self.vbd_env(), VBD_IO_OPS, 0x5eed_0001);
+        self.vbd = Some(vbd);
+        result
+    }
+
+    /// Flushes, then has dom0 check the image against what the guest wrote.
+    fn vbd_verify(&mut self) -> Result<String, String> {
+        let mut vbd = self.vbd.take().ok_or("no connected vbd")?;
+        let request = vbd.verify_request(&mut self.vbd_env());
+        self.vbd = Some(vbd);
+        let answer = self.dom0(&request?, Duration::from_secs(120))?;
+        crate::vbd::check_verify_answer(&answer)
+    }
+
+    /// Called right before the suspend: leaves writes in flight.
+    fn vbd_before_suspend(&mut self) {
+        if let Some(mut vbd) = self.vbd.take() {
+            vbd.before_suspend(&mut self.vbd_env(), 0x5eed_0002);
+            self.vbd = Some(vbd);
+        }
+    }
+
+    /// After the restore: the vbd reconnects in the new domain, replays the
+    /// writes that were in flight, reads the disk back; dom0 checks the image.
+    fn vbd_suspend_resume(&mut self) -> Result<String, String> {
+        let mut vbd = self.vbd.take().ok_or("no connected vbd")?;
+        let resumed = vbd.after_resume(&mut self.vbd_env());
+        let request = resumed
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|_| vbd.verify_request(&mut self.vbd_env()));
+        self.vbd = Some(vbd);
+        let detail = resumed?;
+        let answer = self.dom0(&request?, Duration::from_secs(120))?;
+        let verified = crate::vbd::check_verify_answer(&answer)?;
+        Ok(format!("{detail}; dom0: {verified}"))
     }
 
     fn after_resume(&mut self) -> Result<String, String> {

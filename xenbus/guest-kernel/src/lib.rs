@@ -1,6 +1,10 @@
 //! A freestanding PVH test kernel for the rig: it boots as a Xen domU, brings
 //! up `xenbus-core`'s guest platform against the real hypervisor, xenstored and
 //! dom0, runs the checks of [`checks`] and reports each one on its consoles.
+//! With real cross-domain grants it also runs `xenvbd-core`'s blkfront engine
+//! as the frontend of its `xvda` against dom0's blkback ([`vbd`]: handshake,
+//! a random I/O mix checked against a model, an image check by dom0, and
+//! writes in flight across `xl save`/`xl restore` replayed in the new domain).
 //!
 //! The library is ordinary `no_std` code that also builds (and unit-tests) on
 //! the host; the binary (`--features kernel`, built by `cargo xtask rig test
@@ -25,6 +29,7 @@ pub mod heap;
 pub mod hvm;
 pub mod log;
 pub mod pool;
+pub mod vbd;
 pub mod x86;
 
 /// The prefix of every report line.

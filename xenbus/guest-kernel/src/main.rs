@@ -25,7 +25,9 @@ use xenbus_guest_kernel::{
 global_asm!(include_str!("start.S"), options(att_syntax));
 
 const HEAP_BYTES: usize = 4 << 20;
-const POOL_PAGES: usize = 1024;
+/// 12 MiB: the vbd alone takes about 1800 pages (rings, indirect and copy
+/// pools of two queues, I/O buffers).
+const POOL_PAGES: usize = 3072;
 
 #[repr(C, align(4096))]
 struct Region<const N: usize>([u8; N]);

@@ -78,6 +78,18 @@ pub const SUITE: Suite = Suite {
             run: || check("gnttab_dom0_map"),
         },
         Test {
+            name: "vbd_connect",
+            run: || check("vbd_connect"),
+        },
+        Test {
+            name: "vbd_io",
+            run: || check("vbd_io"),
+        },
+        Test {
+            name: "vbd_verify",
+            run: || check("vbd_verify"),
+        },
+        Test {
             name: "balloon",
             run: || check("balloon"),
         },
@@ -88,6 +100,10 @@ pub const SUITE: Suite = Suite {
         Test {
             name: "suspend_resume",
             run: || check("suspend_resume"),
+        },
+        Test {
+            name: "vbd_suspend_resume",
+            run: || check("vbd_suspend_resume"),
         },
         Test {
             name: "after_resume",
@@ -145,15 +161,27 @@ const PVH: GuestSpec = GuestSpec {
         format!(
             "type = \"pvh\"\nkernel = \"{}\"\nmemory = 32\nvcpus = 1\n\
              on_poweroff = \"destroy\"\non_reboot = \"destroy\"\non_crash = \"preserve\"\n\
-             tsc_mode = \"native\"\n",
+             tsc_mode = \"native\"\n\
+             disk = [ \"format=raw,vdev=xvda,access=rw,target={DISK_IMAGE}\" ]\n",
             kernel.display()
         )
     },
     console_log: "/var/log/xen/console/guest-xenpv-guest.log",
     save_file: "/tmp/xenpv-guest.save",
-    prepare: || Ok(()),
-    cleanup: || {},
+    prepare: || {
+        let _ = std::fs::remove_file(DISK_IMAGE);
+        std::fs::File::create(DISK_IMAGE)
+            .and_then(|f| f.set_len(DISK_BYTES))
+            .map_err(|e| format!("create {DISK_IMAGE}: {e}"))
+    },
+    cleanup: || {
+        let _ = std::fs::remove_file(DISK_IMAGE);
+    },
 };
+
+/// The PVH guest's disk (`xvda`; `/tmp` is a tmpfs) and its size.
+const DISK_IMAGE: &str = "/tmp/xenpv-guest-disk.img";
+const DISK_BYTES: u64 = 32 << 20;
 
 /// What one guest run produced.
 #[derive(Debug)]
@@ -237,6 +265,70 @@ fn pattern_guest(i: usize) -> u8 {
 /// Byte `i` dom0 writes into the second half (`pattern_dom0` there).
 fn pattern_dom0(i: usize) -> u8 {
     i.wrapping_mul(13).wrapping_add(1).to_le_bytes()[0]
+}
+
+/// `mix`, `sector_seed` and `sector_word` of `xenbus/guest-kernel/src/vbd.rs`:
+/// every sector the guest writes names itself and its write's stamp.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// "XVBD", the first word of every written sector.
+const SECTOR_MAGIC: u32 = u32::from_le_bytes(*b"XVBD");
+
+/// Checks the guest's disk image: every sector is zero (never written) or
+/// carries the magic, its own number, a stamp and the pattern of both; the
+/// written sectors' count and FNV-1a digest of (sector, stamp) must be the
+/// guest's.
+fn verify_disk(sectors: u64, written: u64, digest: u64) -> Result<String, String> {
+    let image = std::fs::read(DISK_IMAGE).map_err(|e| format!("read {DISK_IMAGE}: {e}"))?;
+    if image.len() as u64 != sectors * 512 {
+        return Ok(format!(
+            "bad size: image {} bytes, guest says {sectors} sectors",
+            image.len()
+        ));
+    }
+    let mut fnv: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut seen = 0u64;
+    for (s, sector) in image.chunks_exact(512).enumerate() {
+        let s = s as u64;
+        let word = |j: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&sector[j * 8..j * 8 + 8]);
+            u64::from_le_bytes(b)
+        };
+        if sector.iter().all(|&b| b == 0) {
+            continue;
+        }
+        let head = word(0);
+        let stamp = u32::try_from(head >> 32).unwrap_or(0);
+        if head & 0xffff_ffff != u64::from(SECTOR_MAGIC) || stamp == 0 || word(1) != s {
+            return Ok(format!(
+                "bad sector {s}: header {head:#018x} {:#x}",
+                word(1)
+            ));
+        }
+        let seed = mix((u64::from(stamp) << 40) ^ s);
+        if let Some(j) = (2..64).find(|&j| word(j) != mix(seed ^ j as u64)) {
+            return Ok(format!("bad sector {s}: word {j} (stamp {stamp})"));
+        }
+        for b in s.to_le_bytes().into_iter().chain(stamp.to_le_bytes()) {
+            fnv ^= u64::from(b);
+            fnv = fnv.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        seen += 1;
+    }
+    if seen != written || fnv != digest {
+        return Ok(format!(
+            "bad content: {seen} written sectors with digest {fnv:016x}, guest says {written} with {digest:016x}"
+        ));
+    }
+    Ok(format!(
+        "verified {seen} written sectors of {sectors} in {DISK_IMAGE}, digest {fnv:016x}"
+    ))
 }
 
 fn xl(args: &[&str]) -> Result<String, String> {
@@ -553,6 +645,17 @@ impl Dom0Helper {
                     xl(&["shutdown", name]).map(|_| ())
                 }));
                 Ok("requested".into())
+            }
+            Some("vbd-verify") => {
+                let mut num = || words.next().and_then(|w| w.parse::<u64>().ok());
+                let (Some(sectors), Some(written)) = (num(), num()) else {
+                    return Err("bad vbd-verify".into());
+                };
+                let digest = words
+                    .next()
+                    .and_then(|w| u64::from_str_radix(w, 16).ok())
+                    .ok_or("bad digest")?;
+                verify_disk(sectors, written, digest)
             }
             Some("done") => {
                 self.done = true;

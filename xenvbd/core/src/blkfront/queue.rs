@@ -318,6 +318,19 @@ impl<C, R: RingMemory> Queue<C, R> {
         self.waiting.len()
     }
 
+    /// Responses the backend has published that we have not consumed yet
+    /// (0 without a ring; at most the ring's size, whatever `rsp_prod` says).
+    pub fn responses_waiting(&self) -> usize {
+        self.ring.as_ref().map_or(0, |r| {
+            let waiting = r
+                .front
+                .shared_indices()
+                .rsp_prod
+                .wrapping_sub(r.front.rsp_cons());
+            (waiting as usize).min(r.front.outstanding() as usize)
+        })
+    }
+
     /// A one-line snapshot for diagnostics: shadow states, pools, ring indices.
     pub fn diagnostics(&self) -> alloc::string::String {
         let in_flight = self
