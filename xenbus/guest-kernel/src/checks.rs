@@ -1108,7 +1108,11 @@ impl Runner<'_> {
 
     fn vbd_io(&mut self) -> Result<String, String> {
         let mut vbd = self.vbd.take().ok_or("no connected vbd")?;
-        let result = vbd.io_mix(&mut self.vbd_env(), VBD_IO_OPS, 0x5eed_0001);
+        let smoke = vbd.smoke(&mut self.vbd_env());
+        let result = smoke.and_then(|smoke| {
+            vbd.io_mix(&mut self.vbd_env(), VBD_IO_OPS, 0x5eed_0001)
+                .map(|mix| format!("{smoke}{mix}"))
+        });
         self.vbd = Some(vbd);
         result
     }

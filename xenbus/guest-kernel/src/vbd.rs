@@ -20,6 +20,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
+use core::fmt::Write as _;
 use core::ptr::NonNull;
 use core::time::Duration;
 
@@ -126,6 +127,39 @@ unsafe impl RingMemory for GuestRing {
     }
     fn len(&self) -> usize {
         self.0.len()
+    }
+}
+
+/// Event channels with the notifications held back: requests put on a ring
+/// through it wait there, unseen by the backend, until the next
+/// notification (the suspend check leaves some writes so).
+#[derive(Debug)]
+struct Silent<'a, E>(&'a E);
+
+impl<E: xenbus_interface::api::EventChannels> xenbus_interface::api::EventChannels
+    for Silent<'_, E>
+{
+    type Channel = E::Channel;
+
+    fn open_unbound(
+        &self,
+        remote: xenbus_interface::api::DomId,
+    ) -> Result<E::Channel, xenbus_interface::api::EvtchnError> {
+        self.0.open_unbound(remote)
+    }
+
+    fn port(&self, channel: &E::Channel) -> xenbus_interface::api::Port {
+        self.0.port(channel)
+    }
+
+    fn notify(&self, _channel: &E::Channel) {}
+
+    fn unmask(&self, channel: &E::Channel) {
+        self.0.unmask(channel);
+    }
+
+    fn close(&self, channel: E::Channel) {
+        self.0.close(channel);
     }
 }
 
@@ -560,18 +594,87 @@ impl Vbd {
         operation: Operation,
         sector: u64,
     ) -> Result<(), SubmitError> {
-        lend!(env, p, _events);
+        self.submit_maybe_silent(env, queue, tag, operation, sector, false)
+    }
+
+    /// Submits; `silent`: without notifying the backend.
+    fn submit_maybe_silent<S: Store + ?Sized>(
+        &mut self,
+        env: &mut Env<'_, S>,
+        queue: usize,
+        tag: u64,
+        operation: Operation,
+        sector: u64,
+        silent: bool,
+    ) -> Result<(), SubmitError> {
+        lend!(env, p, events);
         let req = IoRequest {
             tag,
             operation,
             sector,
             segments: &self.segs,
         };
-        self.fe.submit(queue, &req, p)
+        if silent {
+            let quiet = Silent(&events);
+            let p = xenvbd_core::blkfront::Platform {
+                store: p.store,
+                events: &quiet,
+                grants: p.grants,
+                memory: p.memory,
+                frames: p.frames,
+            };
+            self.fe.submit(queue, &req, p)
+        } else {
+            self.fe.submit(queue, &req, p)
+        }
     }
 
     fn queues(&self) -> usize {
         self.fe.queues().len().max(1)
+    }
+
+    /// A first look at the data path, one request at a time: an aligned
+    /// 4 KiB write and its read-back (direct requests), then the largest
+    /// transfer written and read back at an odd buffer offset (indirect).
+    pub fn smoke<S: Store + ?Sized>(&mut self, env: &mut Env<'_, S>) -> Result<String, String> {
+        if self.slots.is_empty() {
+            for _ in 0..QD {
+                self.slots
+                    .push(Buffer::new(env.pool, self.max_bytes + PAGE_SIZE)?);
+            }
+        }
+        let max_sectors = (self.max_bytes / 512) as u64;
+        let mut report = String::new();
+        for (i, (sector, sectors, start)) in [(0u64, 8u64, 0usize), (4096, max_sectors, 1234)]
+            .into_iter()
+            .enumerate()
+        {
+            let stamp = self.next_stamp;
+            self.next_stamp += 1;
+            let range = us(sector)..us(sector + sectors);
+            self.model[range.clone()]
+                .iter_mut()
+                .for_each(|s| *s = stamp);
+            self.slots[0].fill(start, sector, &self.model[range.clone()]);
+            self.slots[0].segments(start, us(sectors) * 512, &mut self.segs)?;
+            let w = self.one(
+                env,
+                (1 << 43) + 2 * i as u64,
+                Operation::Write { fua: false },
+                sector,
+            )?;
+            self.slots[1].segments(start, us(sectors) * 512, &mut self.segs)?;
+            let r = self.one(env, (1 << 43) + 2 * i as u64 + 1, Operation::Read, sector)?;
+            if w != Status::Ok || r != Status::Ok {
+                return Err(format!(
+                    "{sectors} sectors at {sector} (buffer offset {start}): write {w:?}, read {r:?}; {}",
+                    self.diagnostics()
+                ));
+            }
+            self.slots[1].check(start, sector, &self.model[range])?;
+            let _ = write!(report, "{} KiB written and read back; ", sectors / 2);
+        }
+        Ok(report)
     }
 
     /// The random mix: `ops` reads and writes of 512 B to the largest
@@ -797,9 +900,12 @@ impl Vbd {
         ))
     }
 
-    /// Writes, without waiting for them, up to [`SUSPEND_WRITES`] writes of
-    /// 1 to 16 sectors at random places and buffer offsets: called right
-    /// before the suspend so that they are in flight across it.
+    /// Called right before the suspend: leaves [`SUSPEND_WRITES`] writes of
+    /// 1 to 16 sectors (random places, random buffer offsets) in flight
+    /// across it. The first half is notified and answered by the backend
+    /// (waited for without consuming the answers); the second half is put
+    /// on the rings without a notification, so the old backend never sees
+    /// it.
     pub fn before_suspend<S: Store + ?Sized>(&mut self, env: &mut Env<'_, S>, seed: u64) {
         self.before_suspend = self.start_suspend_writes(env, seed);
     }
@@ -817,7 +923,12 @@ impl Vbd {
         let chunk = self.model.len() as u64 / SUSPEND_WRITES as u64;
         let mut submitted = 0;
         let mut bytes = 0;
+        let mut answered = 0;
         for i in 0..SUSPEND_WRITES {
+            let silent = i >= SUSPEND_WRITES / 2;
+            if i == SUSPEND_WRITES / 2 {
+                answered = self.wait_answered(env, submitted);
+            }
             let sectors = 1 + rng.below(16);
             let sector = i as u64 * chunk + rng.below(chunk - sectors);
             let buf_start = i * SUSPEND_SLOT + us(rng.below(PAGE_SIZE as u64));
@@ -831,13 +942,8 @@ impl Vbd {
             buffer.fill(buf_start, sector, &self.model[range.clone()]);
             buffer.segments(buf_start, us(sectors) * 512, &mut self.segs)?;
             let tag = SUSPEND_TAG + i as u64;
-            match self.submit(
-                env,
-                i % self.queues(),
-                tag,
-                Operation::Write { fua: false },
-                sector,
-            ) {
+            let write = Operation::Write { fua: false };
+            match self.submit_maybe_silent(env, i % self.queues(), tag, write, sector, silent) {
                 Ok(()) => {
                     self.suspended.push((
                         tag,
@@ -863,7 +969,29 @@ impl Vbd {
             }
         }
         self.suspend_buffer = Some(buffer);
-        Ok(format!("{submitted} writes ({bytes} bytes) in flight"))
+        Ok(format!(
+            "{submitted} writes ({bytes} bytes) in flight at suspend: {answered} answered \
+             by the old backend but not consumed, {} never notified to it",
+            submitted.saturating_sub(SUSPEND_WRITES / 2)
+        ))
+    }
+
+    /// Waits (at most a second) until the backend has answered `count`
+    /// requests, without consuming the answers; returns how many it has.
+    fn wait_answered<S: Store + ?Sized>(&mut self, env: &mut Env<'_, S>, count: usize) -> usize {
+        let deadline = env.now() + Duration::from_secs(1);
+        loop {
+            let answered: usize = self
+                .fe
+                .queues()
+                .iter()
+                .map(xenvbd_core::blkfront::queue::Queue::responses_waiting)
+                .sum();
+            if answered >= count || env.now() > deadline {
+                return answered;
+            }
+            env.block(&mut [], Duration::from_millis(1));
+        }
     }
 
     /// After the resume in a new domain: the engine takes the writes back,
@@ -929,9 +1057,9 @@ impl Vbd {
         self.suspended.clear();
         let read_back = self.read_all(env)?;
         Ok(format!(
-            "{before} at suspend ({} answered by the old backend, never consumed); \
-             {old_backend} -> {new_backend}; {replay} taken back and replayed, Connected \
-             again in {connected_ms} ms, all {replayed} completed once; {read_back}",
+            "{before} ({} answers in the restored rings); {old_backend} -> {new_backend}; \
+             {replay} taken back and replayed, Connected again in {connected_ms} ms, all \
+             {replayed} completed once; {read_back}",
             self.answered_unseen
         ))
     }
