@@ -16,8 +16,8 @@
 //!   of this domain (the guest sees `control/shutdown` = `suspend`);
 //! * `xl-shutdown`: dom0 answers `requested` and runs `xl shutdown` of this
 //!   domain (the guest sees `control/shutdown` = `poweroff`);
-//! * `vbd-verify <sectors> <written> <digest>`: dom0 reads the guest's disk
-//!   image and checks every sector against the pattern of [`crate::vbd`]
+//! * `vbd-verify <devid> <sectors> <written> <digest>`: dom0 reads the disk
+//!   image of the guest's vbd `<devid>` (its backend's `params`) and checks every sector against the pattern of [`crate::vbd`]
 //!   (each written sector names itself and its write stamp), answers
 //!   `verified ...` if the `<written>` sectors and their digest match;
 //! * `done`: dom0 stops serving.
@@ -1089,9 +1089,13 @@ impl Runner<'_> {
         }
     }
 
-    /// `vbd_connect`, `vbd_io` and (with the dom0 helper) `vbd_verify`.
+    /// `vbd_connect`, `vbd_io` and (with the dom0 helper) `vbd_verify`, if
+    /// the guest has an `xvd` disk (the PVH suite gives it one).
     fn vbd_checks(&mut self, dom0: bool) {
-        self.check("vbd_connect", Runner::vbd_connect);
+        let Some(dir) = crate::vbd::find_pv_disk(&self.store) else {
+            return;
+        };
+        self.check("vbd_connect", |r| r.vbd_connect(&dir));
         if self.vbd.is_some() {
             self.check("vbd_io", Runner::vbd_io);
             if dom0 {
@@ -1100,8 +1104,8 @@ impl Runner<'_> {
         }
     }
 
-    fn vbd_connect(&mut self) -> Result<String, String> {
-        let (vbd, detail) = crate::vbd::Vbd::connect(&mut self.vbd_env())?;
+    fn vbd_connect(&mut self, dir: &str) -> Result<String, String> {
+        let (vbd, detail) = crate::vbd::Vbd::connect(&mut self.vbd_env(), dir)?;
         self.vbd = Some(vbd);
         Ok(detail)
     }

@@ -435,23 +435,29 @@ pub struct Vbd {
 /// Tags of the writes left in flight across the suspend.
 const SUSPEND_TAG: u64 = 1 << 40;
 
-fn xs(what: &str) -> impl FnOnce(xenbus_interface::api::StoreError) -> String + '_ {
-    move |e| format!("xenstore {what}: {e}")
+/// The first `xvd` disk's directory (`device/vbd/<id>`, id 202 << 8 and
+/// up), if the guest has one. An `hd`/`sd` vbd is the PV twin of an
+/// emulated disk (the HVM variant's): the checks leave it alone (with it
+/// connected, `xl save` of the HVM domain crashed xl in the one run tried).
+pub fn find_pv_disk(store: &(impl Store + ?Sized)) -> Option<String> {
+    let ids = store.directory(Txn::NONE, "device/vbd").ok()?;
+    ids.iter()
+        .find(|id| id.parse::<u32>().is_ok_and(|id| id >= XVD_FIRST))
+        .map(|id| format!("device/vbd/{id}"))
 }
 
+/// The first `xvd` device id (Xen's major 202).
+const XVD_FIRST: u32 = 202 << 8;
+
 impl Vbd {
-    /// Finds the first `device/vbd/<id>`, runs the handshake against the real
-    /// blkback and reports the negotiated features.
-    pub fn connect<S: Store + ?Sized>(env: &mut Env<'_, S>) -> Result<(Self, String), String> {
+    /// Connects `dir` (see [`find_pv_disk`]): runs the handshake against the
+    /// real blkback and reports the negotiated features.
+    pub fn connect<S: Store + ?Sized>(
+        env: &mut Env<'_, S>,
+        dir: &str,
+    ) -> Result<(Self, String), String> {
         let t0 = env.now();
-        let ids = env
-            .store
-            .directory(Txn::NONE, "device/vbd")
-            .map_err(xs("directory device/vbd"))?;
-        let id = ids
-            .first()
-            .ok_or("no device/vbd (no disk in the xl config?)")?;
-        let dir = format!("device/vbd/{id}");
+        let dir = String::from(dir);
         let fe = Fe::new(env.store, &dir, settings()).map_err(|e| format!("frontend: {e}"))?;
         let mut vbd = Self {
             fe,
@@ -894,7 +900,8 @@ impl Vbd {
             }
         }
         Ok(format!(
-            "vbd-verify {} {written} {:016x} {flushed}",
+            "vbd-verify {} {} {written} {:016x} {flushed}",
+            self.fe.device_id(),
             self.model.len(),
             digest.0
         ))

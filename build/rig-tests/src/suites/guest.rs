@@ -279,12 +279,12 @@ fn mix(mut z: u64) -> u64 {
 /// "XVBD", the first word of every written sector.
 const SECTOR_MAGIC: u32 = u32::from_le_bytes(*b"XVBD");
 
-/// Checks the guest's disk image: every sector is zero (never written) or
+/// Checks the guest's disk image at `path`: every sector is zero (never written) or
 /// carries the magic, its own number, a stamp and the pattern of both; the
 /// written sectors' count and FNV-1a digest of (sector, stamp) must be the
 /// guest's.
-fn verify_disk(sectors: u64, written: u64, digest: u64) -> Result<String, String> {
-    let image = std::fs::read(DISK_IMAGE).map_err(|e| format!("read {DISK_IMAGE}: {e}"))?;
+fn verify_disk(path: &str, sectors: u64, written: u64, digest: u64) -> Result<String, String> {
+    let image = std::fs::read(path).map_err(|e| format!("read {path}: {e}"))?;
     if image.len() as u64 != sectors * 512 {
         return Ok(format!(
             "bad size: image {} bytes, guest says {sectors} sectors",
@@ -327,7 +327,7 @@ fn verify_disk(sectors: u64, written: u64, digest: u64) -> Result<String, String
         ));
     }
     Ok(format!(
-        "verified {seen} written sectors of {sectors} in {DISK_IMAGE}, digest {fnv:016x}"
+        "verified {seen} written sectors of {sectors} in {path}, digest {fnv:016x}"
     ))
 }
 
@@ -648,14 +648,18 @@ impl Dom0Helper {
             }
             Some("vbd-verify") => {
                 let mut num = || words.next().and_then(|w| w.parse::<u64>().ok());
-                let (Some(sectors), Some(written)) = (num(), num()) else {
+                let (Some(devid), Some(sectors), Some(written)) = (num(), num(), num()) else {
                     return Err("bad vbd-verify".into());
                 };
                 let digest = words
                     .next()
                     .and_then(|w| u64::from_str_radix(w, 16).ok())
                     .ok_or("bad digest")?;
-                verify_disk(sectors, written, digest)
+                // The image is what libxl gave the backend (`params`).
+                let image = self.xs.read(&format!(
+                    "/local/domain/0/backend/vbd/{domid}/{devid}/params"
+                ))?;
+                verify_disk(image.trim_end_matches('\0'), sectors, written, digest)
             }
             Some("done") => {
                 self.done = true;

@@ -308,6 +308,11 @@ impl<C, R: RingPages> Frontend<C, R> {
         Ok(replay)
     }
 
+    /// The vbd's device id (the last element of its directory).
+    pub fn device_id(&self) -> u32 {
+        self.device_id
+    }
+
     /// The backend's directory (watch `<it>/state`).
     pub fn backend_dir(&self) -> &str {
         &self.backend_dir
