@@ -123,7 +123,8 @@ const DISK: &str = "/tmp/xenpv-guest-hvm.img";
 /// QEMU's emulated serial port (unused by the kernel; kept for diagnosis).
 const SERIAL_LOG: &str = "/tmp/xenpv-guest-hvm-serial.log";
 
-/// The HVM domain: 64 MiB, no display, an IDE disk (`hda`) and an rtl8139
+/// The HVM domain: 32 MiB (no hvmloader or BIOS to hold, and less to copy
+/// across save/restore), no display, an IDE disk (`hda`) and an rtl8139
 /// NIC for the unplug checks, and the kernel as firmware. Why not
 /// hvmloader + SeaBIOS + `kernel=` (QEMU's Multiboot loader, which the
 /// kernel's Multiboot header also serves): that option ROM's first fw_cfg
@@ -135,7 +136,7 @@ const HVM: GuestSpec = GuestSpec {
     name: "xenpv-guest-hvm",
     config: |kernel| {
         format!(
-            "type = \"hvm\"\nfirmware_override = \"{}\"\nmemory = 64\nvcpus = 1\n\
+            "type = \"hvm\"\nfirmware_override = \"{}\"\nmemory = 32\nvcpus = 1\n\
              vnc = 0\nsdl = 0\nvga = \"none\"\nserial = \"file:{SERIAL_LOG}\"\n\
              disk = [ \"format=raw,vdev=hda,access=rw,target={DISK}\" ]\n\
              vif = [ \"bridge=xenbr0,model=rtl8139\" ]\n\
