@@ -91,6 +91,18 @@ pub const SUITE: Suite = Suite {
             run: || check("gnttab_dom0_map"),
         },
         Test {
+            name: "vbd_connect",
+            run: || check("vbd_connect"),
+        },
+        Test {
+            name: "vbd_io",
+            run: || check("vbd_io"),
+        },
+        Test {
+            name: "vbd_verify",
+            run: || check("vbd_verify"),
+        },
+        Test {
             name: "balloon",
             run: || check("balloon"),
         },
@@ -101,6 +113,10 @@ pub const SUITE: Suite = Suite {
         Test {
             name: "suspend_resume",
             run: || check("suspend_resume"),
+        },
+        Test {
+            name: "vbd_suspend_resume",
+            run: || check("vbd_suspend_resume"),
         },
         Test {
             name: "after_resume",
@@ -124,8 +140,11 @@ const DISK: &str = "/tmp/xenpv-guest-hvm.img";
 const SERIAL_LOG: &str = "/tmp/xenpv-guest-hvm-serial.log";
 
 /// The HVM domain: 32 MiB (no hvmloader or BIOS to hold, and less to copy
-/// across save/restore), no display, an IDE disk (`hda`) and an rtl8139
-/// NIC for the unplug checks, and the kernel as firmware. Why not
+/// across save/restore), no display, the kernel as firmware, and `xvda`
+/// and an rtl8139 NIC, which an HVM domain sees both emulated (IDE primary
+/// master, PCI NIC: what the unplug checks remove) and as PV devices (after
+/// the unplug, the vbd checks drive the same disk through blkfront, as
+/// XENVBD does on Windows). Why not
 /// hvmloader + SeaBIOS + `kernel=` (QEMU's Multiboot loader, which the
 /// kernel's Multiboot header also serves): that option ROM's first fw_cfg
 /// DMA transfer never completes under this Xen and QEMU 7.2 (`xenctx`
@@ -138,7 +157,7 @@ const HVM: GuestSpec = GuestSpec {
         format!(
             "type = \"hvm\"\nfirmware_override = \"{}\"\nmemory = 32\nvcpus = 1\n\
              vnc = 0\nsdl = 0\nvga = \"none\"\nserial = \"file:{SERIAL_LOG}\"\n\
-             disk = [ \"format=raw,vdev=hda,access=rw,target={DISK}\" ]\n\
+             disk = [ \"format=raw,vdev=xvda,access=rw,target={DISK}\" ]\n\
              vif = [ \"bridge=xenbr0,model=rtl8139\" ]\n\
              on_poweroff = \"destroy\"\non_reboot = \"destroy\"\non_crash = \"preserve\"\n\
              tsc_mode = \"native\"\n",
@@ -163,7 +182,7 @@ fn prepare() -> Result<(), String> {
         );
     }
     let file = std::fs::File::create(DISK).map_err(|e| format!("{DISK}: {e}"))?;
-    file.set_len(16 << 20).map_err(|e| format!("{DISK}: {e}"))?;
+    file.set_len(32 << 20).map_err(|e| format!("{DISK}: {e}"))?;
     let status = Command::new("modprobe")
         .arg("tun")
         .status()
