@@ -279,6 +279,9 @@ pub fn run_with(
             r.check("vbd_suspend_resume", Runner::vbd_suspend_resume);
         }
         r.check("after_resume", Runner::after_resume);
+        if r.vbd.is_some() {
+            r.check("vbd_close", Runner::vbd_close);
+        }
         r.check("evtchn_upcall_percpu", Runner::evtchn_upcall_percpu);
         r.check("toolstack_shutdown", Runner::toolstack_shutdown);
         let _ = r.dom0("done", Duration::from_secs(10));
@@ -1159,6 +1162,12 @@ impl Runner<'_> {
         let answer = self.dom0(&request?, Duration::from_secs(120))?;
         let verified = crate::vbd::check_verify_answer(&answer)?;
         Ok(format!("{detail}; dom0: {verified}"))
+    }
+
+    /// Closes the vbd against blkback: every grant comes back.
+    fn vbd_close(&mut self) -> Result<String, String> {
+        let vbd = self.vbd.take().ok_or("no connected vbd")?;
+        vbd.close(&mut self.vbd_env())
     }
 
     fn after_resume(&mut self) -> Result<String, String> {

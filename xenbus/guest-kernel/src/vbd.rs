@@ -1101,31 +1101,67 @@ impl Vbd {
         ))
     }
 
-    /// Closes the device (the backend lets go of rings and grants) and gives
-    /// the buffers back.
-    pub fn close<S: Store + ?Sized>(mut self, env: &mut Env<'_, S>) {
-        if self.fe.begin_close(env.store).is_ok() {
-            let deadline = env.now() + Duration::from_secs(10);
-            while env.now() < deadline
-                && !matches!(
-                    self.fe.backend_state(env.store),
-                    Ok(XenbusState::Closing | XenbusState::Closed) | Err(_)
-                )
-            {
-                env.block(&mut [], Duration::from_millis(5));
+    /// Closes the device: Closing, Closed (blkback then unmaps rings and
+    /// persistent grants), and once the backend is Closed the engine revokes
+    /// everything; the buffers go back to the pool. Fails if a grant could
+    /// not be revoked (a page quarantined) or the backend never followed.
+    pub fn close<S: Store + ?Sized>(mut self, env: &mut Env<'_, S>) -> Result<String, String> {
+        let t0 = env.now();
+        let grants_before = env.platform.gnttab.available();
+        self.fe
+            .begin_close(env.store)
+            .map_err(|e| format!("Closing: {e}"))?;
+        let follows = |fe: &Fe, env: &Env<'_, S>, states: &[XenbusState]| {
+            fe.backend_state(env.store)
+                .is_ok_and(|state| states.contains(&state))
+        };
+        let deadline = t0 + Duration::from_secs(10);
+        while !follows(&self.fe, env, &[XenbusState::Closing, XenbusState::Closed]) {
+            if env.now() > deadline {
+                return Err(format!(
+                    "backend still {:?} 10 s after our Closing",
+                    self.fe.backend_state(env.store).ok()
+                ));
             }
+            env.block(&mut [], Duration::from_millis(5));
         }
+        // blkback unmaps rings and persistent grants when it sees Closed.
+        self.fe
+            .end_close(env.store)
+            .map_err(|e| format!("Closed: {e}"))?;
+        while !follows(&self.fe, env, &[XenbusState::Closed]) && env.now() < deadline {
+            env.block(&mut [], Duration::from_millis(5));
+        }
+        let backend = self.fe.backend_state(env.store).ok();
         {
             lend!(env, p, _events);
             let done = &mut self.done;
             self.fe.close(p, &mut |c| done.push(c));
         }
+        let ms = env.now().saturating_sub(t0).as_millis();
+        let released = env
+            .platform
+            .gnttab
+            .available()
+            .saturating_sub(grants_before);
+        let quarantined = self.fe.quarantined_pages();
+        let completed = self.done.len();
         for b in self.slots.drain(..) {
             b.free(env.pool);
         }
         if let Some(b) = self.suspend_buffer.take() {
             b.free(env.pool);
         }
+        if quarantined > 0 || completed > 0 {
+            return Err(format!(
+                "{quarantined} pages quarantined, {completed} requests failed at close"
+            ));
+        }
+        Ok(format!(
+            "Closed in {ms} ms (backend {backend:?}); {released} grants revoked, none still \
+             mapped, pool pages back ({} free)",
+            env.pool.free_pages()
+        ))
     }
 
     fn diagnostics(&self) -> String {

@@ -930,6 +930,16 @@ impl<C, R: RingPages> Frontend<C, R> {
         self.write_state(store, XenbusState::Closing)
     }
 
+    /// Goes Closed without releasing anything yet. Linux's blkback unmaps the
+    /// rings and persistent grants only when it sees the frontend Closed, so
+    /// a clean close is [`Frontend::begin_close`], wait for the backend's
+    /// Closing, this, wait (bounded) for the backend's Closed, then
+    /// [`Frontend::close`]: every grant then revokes and nothing is
+    /// quarantined.
+    pub fn end_close(&mut self, store: &(impl Store + ?Sized)) -> Result<(), ConnectError> {
+        self.write_state(store, XenbusState::Closed)
+    }
+
     /// Closes the device: fails what is outstanding, releases rings and pools
     /// (quarantining what the backend still maps), and goes Closed. Always
     /// finishes, whatever the backend does.

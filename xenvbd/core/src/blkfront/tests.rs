@@ -957,6 +957,30 @@ fn resume_of_a_broken_device_is_refused() {
     );
 }
 
+/// Closing, Closed, the backend unmaps, then close: every grant revokes,
+/// nothing is quarantined (closing before the backend let go quarantines).
+#[test]
+fn clean_close_quarantines_nothing() {
+    let xen = FakeXen::new();
+    let (mut fe, mut be) = connect(&xen, &BackendKeys::linux_like(4096), Settings::default());
+    let mut done = Vec::new();
+    assert!(submit_writes(&mut fe, &xen, 4, 0).iter().all(Result::is_ok));
+    be.serve();
+    poll_all(&mut fe, &xen, &mut done);
+    assert_eq!(done.len(), 4);
+    assert!(xen.active_grants() > 0);
+    fe.begin_close(&xen).unwrap();
+    be.set_state(XenbusState::Closing);
+    fe.end_close(&xen).unwrap();
+    assert_eq!(be.frontend_key("state").as_deref(), Some("6"));
+    // blkback disconnects (unmaps everything) on our Closed.
+    be.reset();
+    fe.close(platform(&xen), &mut |c| panic!("completion {c:?}"));
+    assert_eq!(fe.quarantined_pages(), 0);
+    assert_eq!(xen.active_grants(), 0);
+    assert!(xen.freed_while_granted.borrow().is_empty());
+}
+
 /// The two layers together, as the miniport will use them: SCSI WRITE(10) and
 /// READ(10) on a 4K-sector disk become engine transfers in 512-byte sectors;
 /// UNMAP becomes discards on extent boundaries; SYNCHRONIZE CACHE a flush.
