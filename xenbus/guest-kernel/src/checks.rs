@@ -20,6 +20,13 @@
 //!   image of the guest's vbd `<devid>` (its backend's `params`) and checks every sector against the pattern of [`crate::vbd`]
 //!   (each written sector names itself and its write stamp), answers
 //!   `verified ...` if the `<written>` sectors and their digest match;
+//! * `vif-setup <mac>`: dom0 answers `<dom0-mac> <dom0-ip> <guest-ip>` for
+//!   the guest's network device (bridge `xenbr0`);
+//! * `vif-ping`, `vif-echo`: dom0 pings the guest / runs the UDP echo against
+//!   it and answers with its counts once done (the guest keeps answering
+//!   traffic meanwhile); `vif-sink` answers `listening <port> count <n> window
+//!   <w>` and receives the guest's datagrams, acknowledging every window by
+//!   UDP; `vif-sink-result` answers its counts once all arrived (see [`crate::vif`]);
 //! * `done`: dom0 stops serving.
 
 use alloc::format;
@@ -45,11 +52,14 @@ use xenbus_interface::api::{Memory, PAGE_SIZE, Pages, Store, Txn, WatchId};
 
 use crate::log::Log;
 use crate::pool::PagePool;
+use crate::vif;
 use crate::x86::{self, X86};
 use crate::{
     FrameArea, LAPIC_BASE, PERCPU_UPCALL_VECTOR, PERCPU_UPCALLS, REPORT_PREFIX, SHARED_INFO_ADDR,
     UPCALL_VECTOR, UPCALLS,
 };
+use xenbus_interface::api::XenbusState;
+use xenvif_core::wire::ethernet::MacAddress;
 
 /// Most round trips dom0 may ask for (it says how many in its answer).
 pub const ECHO_MAX: u32 = 100_000;
@@ -273,6 +283,9 @@ pub fn run_with(
     r.vbd_checks(dom0.is_ok());
     r.check("balloon", Runner::balloon);
     r.check("watchdog", Runner::watchdog);
+    if dom0.is_ok() {
+        r.vif_checks();
+    }
     if dom0.is_ok() {
         r.check("suspend_resume", Runner::suspend_resume);
         if r.vbd.is_some() {
@@ -1180,6 +1193,321 @@ impl Runner<'_> {
         let gnt = self.gnttab_dom0_map()?;
         Ok(format!("xenstore ok; {lo}; {inter}; {gnt}"))
     }
+}
+
+/// The xenstore client the checks use.
+type StoreClient = Client<Transport, Timebase>;
+
+/// The network device checks ([`crate::vif`]): connect to dom0's netback,
+/// ping, UDP echo, guest-originated UDP, close.
+impl Runner<'_> {
+    fn vif_checks(&mut self) {
+        let mut dev: Option<vif::Device> = None;
+        self.check("vif_connect", |r| {
+            let (d, detail) = r.vif_connect()?;
+            dev = Some(d);
+            Ok(detail)
+        });
+        let Some(mut dev) = dev else {
+            return;
+        };
+        self.check("vif_ping", |r| r.vif_ping(&mut dev));
+        self.check("vif_udp_echo", |r| r.vif_udp_echo(&mut dev));
+        self.check("vif_guest_tx", |r| r.vif_guest_tx(&mut dev));
+        self.check("vif_close", |r| r.vif_close(&mut dev));
+    }
+
+    /// Lends the platform's event channel and grant tables to `f`.
+    fn with_vif_env<R>(&mut self, f: impl FnOnce(&vif::Env<'_, '_, StoreClient>) -> R) -> R {
+        let evtchn = RefCell::new(&mut self.platform.evtchn);
+        let gnttab = RefCell::new(&mut self.platform.gnttab);
+        let env = vif::Env {
+            store: &self.store,
+            evtchn: &evtchn,
+            gnttab: &gnttab,
+            pool: self.pool,
+        };
+        f(&env)
+    }
+
+    fn vif_pump(&mut self, dev: &mut vif::Device) -> Result<usize, String> {
+        self.with_vif_env(|env| dev.pump(env))
+    }
+
+    /// Blocks in `SCHEDOP_poll` on the device's ports (and the xenstore port
+    /// with `store`: its pending flag must have been taken), at most `max` and
+    /// not past `deadline`.
+    fn vif_wait(&self, dev: &vif::Device, store: bool, max: Duration, deadline: Duration) {
+        let mut ports = [0u32; 3];
+        let mut n = 0;
+        let store = self
+            .clock
+            .store
+            .borrow()
+            .as_ref()
+            .map(|(p, _)| *p)
+            .filter(|_| store);
+        for port in dev.ports().chain(store) {
+            if let Some(slot) = ports.get_mut(n) {
+                *slot = port;
+                n += 1;
+            }
+        }
+        let wake = (self.now() + max).min(deadline);
+        let wake_ns = u64::try_from(wake.as_nanos()).unwrap_or(u64::MAX);
+        if self.platform.xen.poll(&mut ports[..n], wake_ns).is_err() {
+            self.platform.xen.yield_now();
+        }
+    }
+
+    /// Sends `cmd` to dom0 and keeps the device answering traffic until dom0
+    /// answers (its ack watch fires, or a look every 200 ms).
+    fn dom0_pumping(
+        &mut self,
+        dev: &mut vif::Device,
+        cmd: &str,
+        timeout: Duration,
+    ) -> Result<String, String> {
+        self.seq += 1;
+        let prefix = format!("{} ", self.seq);
+        self.write("data/xenpv/req", &format!("{prefix}{cmd}"))?;
+        let deadline = self.now() + timeout;
+        let mut last_look = self.now();
+        loop {
+            self.vif_pump(dev)?;
+            let store_fired = self
+                .clock
+                .store
+                .borrow()
+                .as_ref()
+                .is_some_and(|(_, flag)| flag.take());
+            let periodic = self.now().saturating_sub(last_look) > Duration::from_millis(200);
+            let fired = store_fired
+                && self
+                    .ack_watch
+                    .is_none_or(|w| self.store.watch_wait(w, Duration::ZERO).unwrap_or(true));
+            if fired || periodic {
+                last_look = self.now();
+                let ack = self.read("data/xenpv/ack");
+                // Our own read left the store port pending: forget it.
+                if let Some((_, flag)) = self.clock.store.borrow().as_ref() {
+                    flag.take();
+                }
+                if let Some(answer) = ack
+                    .ok()
+                    .and_then(|a| a.strip_prefix(&prefix).map(String::from))
+                {
+                    return Ok(answer);
+                }
+            }
+            if self.now() > deadline {
+                return Err(format!("dom0 did not answer {cmd:?} within {timeout:?}"));
+            }
+            self.vif_wait(dev, true, Duration::from_millis(50), deadline);
+        }
+    }
+
+    fn vif_connect(&mut self) -> Result<(vif::Device, String), String> {
+        let t0 = self.now();
+        let mut dev = self.with_vif_env(|env| vif::Device::connect(env, "device/vif/0"))?;
+        let connect_ms = self.now().saturating_sub(t0).as_millis();
+        let mac = vif::mac_text(dev.net.mac);
+        let answer = match self.dom0_pumping(
+            &mut dev,
+            &format!("vif-setup {mac}"),
+            Duration::from_secs(60),
+        ) {
+            Ok(a) => a,
+            Err(e) => {
+                let _ = self.with_vif_env(|env| dev.close(env));
+                return Err(e);
+            }
+        };
+        let mut words = answer.split_whitespace();
+        let peer_mac = words.next().and_then(|m| MacAddress::parse(m.as_bytes()));
+        let peer_ip = words.next().and_then(vif::parse_ipv4);
+        let ip = words.next().and_then(vif::parse_ipv4);
+        let (Some(peer_mac), Some(peer_ip), Some(ip)) = (peer_mac, peer_ip, ip) else {
+            let _ = self.with_vif_env(|env| dev.close(env));
+            return Err(format!("dom0: {answer}"));
+        };
+        dev.net.peer_mac = peer_mac;
+        dev.net.peer_ip = peer_ip;
+        dev.net.ip = ip;
+        let grants_used = dev
+            .grants_before()
+            .saturating_sub(self.platform.gnttab.available());
+        let detail = format!(
+            "{} in {connect_ms} ms; {grants_used} grants held; guest {ip}, dom0 {peer_ip} {}",
+            dev.describe(),
+            vif::mac_text(peer_mac)
+        );
+        Ok((dev, detail))
+    }
+
+    /// dom0 pings us; the answer is `sent <n> received <m> bad <b> sizes
+    /// <list> rtt <avg ms>`.
+    fn vif_ping(&mut self, dev: &mut vif::Device) -> Result<String, String> {
+        let before = dev.counters;
+        let t0 = self.now();
+        let answer = self.dom0_pumping(dev, "vif-ping", Duration::from_secs(300))?;
+        let ms = self.now().saturating_sub(t0).as_millis();
+        let c = dev.counters;
+        let sent = field(&answer, "sent");
+        let received = field(&answer, "received");
+        let bad = field(&answer, "bad");
+        if sent.is_none() || sent != received || bad != Some(0) {
+            return Err(format!("dom0: {answer}"));
+        }
+        Ok(format!(
+            "dom0: {answer}; guest answered {} echo requests and {} ARP requests, {} frames / {} bytes in, {} frames / {} bytes out in {ms} ms, {} bad, {} tx busy",
+            c.icmp_replies - before.icmp_replies,
+            c.arp_replies - before.arp_replies,
+            c.rx_frames - before.rx_frames,
+            c.rx_bytes - before.rx_bytes,
+            c.tx_frames - before.tx_frames,
+            c.tx_bytes - before.tx_bytes,
+            c.bad - before.bad,
+            c.tx_busy - before.tx_busy,
+        ))
+    }
+
+    /// dom0 sends datagrams of mixed sizes to our echo port, a window at a
+    /// time, and checks every echo byte for byte; the answer is `sent <n> ok
+    /// <m> lost <l> bad <b> bytes <B> ms <t>`.
+    fn vif_udp_echo(&mut self, dev: &mut vif::Device) -> Result<String, String> {
+        let before = dev.counters;
+        let t0 = self.now();
+        let answer = self.dom0_pumping(dev, "vif-echo", Duration::from_secs(600))?;
+        let ms = self.now().saturating_sub(t0).as_millis().max(1);
+        let c = dev.counters;
+        let sent = field(&answer, "sent");
+        let ok = field(&answer, "ok");
+        if sent.is_none_or(|n| n == 0) || sent != ok || field(&answer, "bad") != Some(0) {
+            return Err(format!("dom0: {answer}; guest: {c:?}"));
+        }
+        let echoed = c.udp_echoed - before.udp_echoed;
+        let bytes = c.udp_echoed_bytes - before.udp_echoed_bytes;
+        Ok(format!(
+            "dom0: {answer}; guest echoed {echoed} datagrams / {bytes} payload bytes in {ms} ms ({} KiB/s each way); rx checksum blank {} / validated {} / verified here {}; tx checksum offloaded {} / computed here {}; {} bad, {} tx busy, {} tx errors",
+            u128::from(bytes) * 1000 / 1024 / ms,
+            c.rx_csum_blank - before.rx_csum_blank,
+            c.rx_validated - before.rx_validated,
+            c.rx_csum_verified - before.rx_csum_verified,
+            c.tx_csum_offloaded - before.tx_csum_offloaded,
+            c.tx_csum_full - before.tx_csum_full,
+            c.bad - before.bad,
+            c.tx_busy - before.tx_busy,
+            c.tx_errors - before.tx_errors,
+        ))
+    }
+
+    /// We send datagrams to dom0's sink a window at a time (the next window
+    /// once dom0 acknowledged the last); dom0 checks content and order.
+    fn vif_guest_tx(&mut self, dev: &mut vif::Device) -> Result<String, String> {
+        let answer = self.dom0_pumping(dev, "vif-sink", Duration::from_secs(60))?;
+        let port = field(&answer, "listening").and_then(|p| u16::try_from(p).ok());
+        let count = field(&answer, "count").and_then(|n| u32::try_from(n).ok());
+        let window = field(&answer, "window").and_then(|n| u32::try_from(n).ok());
+        let (Some(port), Some(count), Some(window)) = (port, count, window) else {
+            return Err(format!("dom0: {answer}"));
+        };
+        if window == 0 || window > u32::try_from(vif::TX_PAGES).unwrap_or(0) {
+            return Err(format!("dom0 asks for a window of {window}"));
+        }
+        let before = dev.counters;
+        let t0 = self.now();
+        let (mut seq, mut base, mut stalls) = (0u32, 0u32, 0u32);
+        let mut bytes = 0u64;
+        // Since when the whole window is out and unacknowledged.
+        let mut waiting_since: Option<Duration> = None;
+        while seq < count {
+            let allowed = base.max(dev.counters.sink_acked).saturating_add(window);
+            if seq < allowed {
+                waiting_since = None;
+                if self.with_vif_env(|env| dev.send_datagram(env, seq, port)) {
+                    bytes += u64::try_from(vif::datagram_len(seq)).unwrap_or(0);
+                    seq += 1;
+                    continue;
+                }
+            } else {
+                let since = *waiting_since.get_or_insert(self.now());
+                if self.now().saturating_sub(since) > Duration::from_secs(2) {
+                    // dom0 did not acknowledge the window: go on (its final
+                    // counts show what was lost).
+                    stalls += 1;
+                    base = seq;
+                    continue;
+                }
+            }
+            self.vif_pump(dev)?;
+            let allowed = base.max(dev.counters.sink_acked).saturating_add(window);
+            // Wait for an ack, or for netback to give transmit pages back.
+            if seq >= allowed || dev.tx_in_flight() >= vif::TX_PAGES {
+                let deadline = self.now() + Duration::from_secs(2);
+                self.vif_wait(dev, false, Duration::from_millis(50), deadline);
+            }
+        }
+        let send_ms = self.now().saturating_sub(t0).as_millis().max(1);
+        let result = self.dom0_pumping(dev, "vif-sink-result", Duration::from_secs(120))?;
+        let c = dev.counters;
+        let received = field(&result, "received");
+        if received != Some(u64::from(count))
+            || field(&result, "bad") != Some(0)
+            || field(&result, "order") != Some(0)
+            || stalls != 0
+        {
+            return Err(format!(
+                "sent {count}, {stalls} window(s) not acknowledged within 2 s; dom0: {result}"
+            ));
+        }
+        Ok(format!(
+            "sent {count} datagrams / {bytes} payload bytes to dom0:{port} in windows of {window} in {send_ms} ms ({} KiB/s); checksums offloaded {} / computed here {}; {} acks; dom0: {result}",
+            u128::from(bytes) * 1000 / 1024 / send_ms,
+            c.tx_csum_offloaded - before.tx_csum_offloaded,
+            c.tx_csum_full - before.tx_csum_full,
+            c.sink_acks - before.sink_acks,
+        ))
+    }
+
+    /// Closes the device: the backend must be `Closed`, every grant ended.
+    fn vif_close(&mut self, dev: &mut vif::Device) -> Result<String, String> {
+        let stats = dev.rx_stats();
+        let c = dev.counters;
+        let state = self.with_vif_env(|env| dev.close(env))?;
+        let grants_after = self.platform.gnttab.available();
+        if state != XenbusState::Closed {
+            return Err(format!("backend in {state:?} after close"));
+        }
+        if grants_after != dev.grants_before() {
+            return Err(format!(
+                "grants available {} before connect, {grants_after} after close",
+                dev.grants_before()
+            ));
+        }
+        Ok(format!(
+            "backend Closed, all grants ended ({grants_after} available as before connect), pages back in the pool; totals: {} frames / {} bytes in ({} rx packets, {} rx errors in the core), {} frames / {} bytes out, {} ignored, {} bad",
+            c.rx_frames,
+            c.rx_bytes,
+            stats.rx_packets,
+            stats.rx_errors,
+            c.tx_frames,
+            c.tx_bytes,
+            c.ignored,
+            c.bad
+        ))
+    }
+}
+
+/// The number after `key` in a `key value key value...` answer.
+fn field(answer: &str, key: &str) -> Option<u64> {
+    let mut words = answer.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == key {
+            return words.next().and_then(|v| v.parse().ok());
+        }
+    }
+    None
 }
 
 /// Byte `i` of what the guest writes into the first half of the granted page.

@@ -5,6 +5,8 @@
 //! as the frontend of its `xvda` against dom0's blkback ([`vbd`]: handshake,
 //! a random I/O mix checked against a model, an image check by dom0, and
 //! writes in flight across `xl save`/`xl restore` replayed in the new domain).
+//! Its network device ([`vif`]) is `xenvif-core`'s netfront connected to dom0's
+//! netback through the guest platform's own event channels and grants.
 //!
 //! The library is ordinary `no_std` code that also builds (and unit-tests) on
 //! the host; the binary (`--features kernel`, built by `cargo xtask rig test
@@ -30,6 +32,7 @@ pub mod hvm;
 pub mod log;
 pub mod pool;
 pub mod vbd;
+pub mod vif;
 pub mod x86;
 
 /// The prefix of every report line.

@@ -2,7 +2,8 @@
 //! runner by `cargo xtask rig test`) boots as a domU and runs `xenbus-core`'s
 //! guest platform against the real hypervisor and xenstored; this side starts
 //! it, serves its dom0 requests (event channel echo, grant mapping through
-//! gntdev, `xl save`/`xl restore`) and turns its report lines into tests.
+//! gntdev, `xl save`/`xl restore`, the network traffic of `guest_vif.rs`
+//! against its vif on `xenbr0`) and turns its report lines into tests.
 //!
 //! The first test boots the guest and runs everything (the whole conversation
 //! takes one domain lifetime); each following test reports one of the guest's
@@ -15,6 +16,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::dom0::{Evtchn, MappedGrant, Xenbus};
+
+#[path = "guest_vif.rs"]
+mod vif;
 use crate::{Suite, Test, helper};
 
 /// The suite.
@@ -98,6 +102,26 @@ pub const SUITE: Suite = Suite {
             run: || check("watchdog"),
         },
         Test {
+            name: "vif_connect",
+            run: || check("vif_connect"),
+        },
+        Test {
+            name: "vif_ping",
+            run: || check("vif_ping"),
+        },
+        Test {
+            name: "vif_udp_echo",
+            run: || check("vif_udp_echo"),
+        },
+        Test {
+            name: "vif_guest_tx",
+            run: || check("vif_guest_tx"),
+        },
+        Test {
+            name: "vif_close",
+            run: || check("vif_close"),
+        },
+        Test {
             name: "suspend_resume",
             run: || check("suspend_resume"),
         },
@@ -166,8 +190,9 @@ const PVH: GuestSpec = GuestSpec {
             "type = \"pvh\"\nkernel = \"{}\"\nmemory = 32\nvcpus = 1\n\
              on_poweroff = \"destroy\"\non_reboot = \"destroy\"\non_crash = \"preserve\"\n\
              tsc_mode = \"native\"\n\
-             disk = [ \"format=raw,vdev=xvda,access=rw,target={DISK_IMAGE}\" ]\n",
-            kernel.display()
+             disk = [ \"format=raw,vdev=xvda,access=rw,target={DISK_IMAGE}\" ]\n{}",
+            kernel.display(),
+            vif::config_line()
         )
     },
     console_log: "/var/log/xen/console/guest-xenpv-guest.log",
@@ -520,6 +545,7 @@ struct Dom0Helper {
     mapped: Option<MappedGrant>,
     save: Option<Arc<Mutex<Option<String>>>>,
     done: bool,
+    vif: vif::VifHelper,
 }
 
 impl Dom0Helper {
@@ -535,6 +561,7 @@ impl Dom0Helper {
             mapped: None,
             save: None,
             done: false,
+            vif: vif::VifHelper::default(),
         })
     }
 
@@ -554,6 +581,10 @@ impl Dom0Helper {
             return Ok(());
         };
         let base = format!("/local/domain/{domid}/data/xenpv");
+        if let Some((seq, answer)) = self.vif.finished() {
+            self.xs
+                .write(&format!("{base}/ack"), &format!("{seq} {answer}"))?;
+        }
         let Ok(req) = self.xs.read(&format!("{base}/req")) else {
             // Not written yet, or the domain went away (save/restore): look it up again.
             if self.last_lookup.elapsed() > Duration::from_millis(500) {
@@ -572,6 +603,16 @@ impl Dom0Helper {
             return Ok(());
         }
         self.last_seq = seq;
+        if cmd.starts_with("vif-") {
+            let answer = match self.vif.serve(domid, seq, cmd) {
+                Ok(vif::Answer::Later) => return Ok(()),
+                Ok(vif::Answer::Now(a)) => a,
+                Err(e) => format!("error {e}"),
+            };
+            return self
+                .xs
+                .write(&format!("{base}/ack"), &format!("{seq} {answer}"));
+        }
         let mut after_ack: Option<AfterAck> = None;
         let answer = self.serve(domid, cmd, &mut after_ack);
         let answer = match answer {
