@@ -360,19 +360,42 @@ fn verify_disk(path: &str, sectors: u64, written: u64, digest: u64) -> Result<St
     ))
 }
 
+/// `xl` subcommands that may simply run again: they only read, or set a
+/// value to the same thing twice.
+const XL_IDEMPOTENT: &[&str] = &["domid", "list", "dmesg", "mem-set", "destroy"];
+
+/// Runs `xl`. In the rig's dom0 (PV, under TCG) `xl` now and then dies of a
+/// signal in the dynamic loader, libc or libxenlight (about one boot in
+/// fifteen, never reproducible): an idempotent command is then run again, up
+/// to twice, with a note in the output.
 fn xl(args: &[&str]) -> Result<String, String> {
-    let out = Command::new("xl")
-        .args(args)
-        .output()
-        .map_err(|e| format!("xl: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!(
+    use std::os::unix::process::ExitStatusExt as _;
+    let retry = args.first().is_some_and(|a| XL_IDEMPOTENT.contains(a));
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let out = Command::new("xl")
+            .args(args)
+            .output()
+            .map_err(|e| format!("xl: {e}"))?;
+        if out.status.success() {
+            return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+        }
+        if let Some(signal) = out.status.signal() {
+            if retry && attempt < 3 {
+                println!(
+                    "guest: dom0 side: xl {} died of signal {signal}; running it again",
+                    args.join(" ")
+                );
+                continue;
+            }
+            return Err(format!("xl {}: killed by signal {signal}", args.join(" ")));
+        }
+        return Err(format!(
             "xl {}: {}",
             args.join(" "),
             String::from_utf8_lossy(&out.stderr).trim()
-        ))
+        ));
     }
 }
 
