@@ -123,6 +123,10 @@ pub const SUITE: Suite = Suite {
             run: || check("after_resume"),
         },
         Test {
+            name: "vbd_close",
+            run: || check("vbd_close"),
+        },
+        Test {
             name: "evtchn_upcall_percpu",
             run: || check("evtchn_upcall_percpu"),
         },
