@@ -111,6 +111,26 @@ pub const SUITE: Suite = Suite {
             run: || check("watchdog"),
         },
         Test {
+            name: "vif_connect",
+            run: || check("vif_connect"),
+        },
+        Test {
+            name: "vif_ping",
+            run: || check("vif_ping"),
+        },
+        Test {
+            name: "vif_udp_echo",
+            run: || check("vif_udp_echo"),
+        },
+        Test {
+            name: "vif_guest_tx",
+            run: || check("vif_guest_tx"),
+        },
+        Test {
+            name: "vif_close",
+            run: || check("vif_close"),
+        },
+        Test {
             name: "suspend_resume",
             run: || check("suspend_resume"),
         },
