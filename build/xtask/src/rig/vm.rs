@@ -29,7 +29,8 @@ pub const RESULT_MARKER: &str = "XENPV-RIG-RESULT rc=";
 /// How QEMU runs the machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accel {
-    /// Software emulation (`-cpu` [`TCG_CPU`]).
+    /// Software emulation (`-cpu max,-smap`: SMAP under TCG breaks PV dom0's
+    /// bounce frames).
     Tcg,
     /// Hardware virtualization (only where a probe showed Xen boots under it).
     Kvm,
@@ -315,19 +316,10 @@ fn write_initrd(
     Ok(initrd)
 }
 
-/// The CPU under TCG: everything QEMU emulates (`max`: SVM with nested
-/// paging for Xen's HVM/PVH guests) but SMAP, which breaks PV dom0's bounce
-/// frames, and the AVX/AVX2/BMI/FMA group QEMU 7.2 first emulated: with it,
-/// dom0 user space now and then crashed (xl in ld.so, libc, libgcc_s) or
-/// compared equal bytes as different, and glibc picks its AVX2/BMI2 string
-/// functions and ld.so its AVX register saves exactly when these are there.
-/// Suspected, not proven (the failures came about once in fifteen boots).
-pub const TCG_CPU: &str = "max,-smap,-avx,-avx2,-bmi1,-bmi2,-fma,-f16c,-vaes,-vpclmulqdq";
-
 fn qemu_command(cache: &Cache, opts: &BootOptions, accel: Accel, initrd: &Path) -> Command {
     let mut qemu = Command::new("qemu-system-x86_64");
     match accel {
-        Accel::Tcg => qemu.args(["-accel", "tcg,thread=multi", "-cpu", TCG_CPU]),
+        Accel::Tcg => qemu.args(["-accel", "tcg,thread=multi", "-cpu", "max,-smap"]),
         Accel::Kvm => qemu.args(["-accel", "kvm", "-cpu", "host"]),
     };
     let xen_cmdline = format!(
