@@ -19,133 +19,65 @@ use crate::dom0::{Evtchn, MappedGrant, Xenbus};
 
 #[path = "guest_vif.rs"]
 mod vif;
-use crate::{Suite, Test, helper};
+use crate::{Suite, helper};
+
+/// A guest suite's tests: `boot_and_run` (`$boot`, which runs the guest),
+/// then one test per check the kernel reports, looked up with `$check`: the
+/// variant's own checks (`$first`), then those every variant runs, in report
+/// order.
+macro_rules! guest_tests {
+    ($boot:expr, $check:path $(, $first:literal)* $(,)?) => {
+        guest_tests!(@tests $boot, $check; $($first,)*
+            "hypercall_version",
+            "shared_info_time",
+            "xenstore_read_write",
+            "xenstore_watch",
+            "evtchn_2l_loopback",
+            "evtchn_upcall_vector",
+            "virq_timer",
+            "vcpu_info_placed",
+            "evtchn_2l_interdomain",
+            "evtchn_fifo_loopback",
+            "evtchn_fifo_interdomain",
+            "gnttab_growth",
+            "gnttab_dom0_map",
+            "vbd_connect",
+            "vbd_io",
+            "vbd_verify",
+            "balloon",
+            "watchdog",
+            "vif_connect",
+            "vif_ping",
+            "vif_udp_echo",
+            "vif_guest_tx",
+            "vif_close",
+            "suspend_resume",
+            "vbd_suspend_resume",
+            "after_resume",
+            "vbd_close",
+            "evtchn_upcall_percpu",
+            "toolstack_shutdown",
+        )
+    };
+    (@tests $boot:expr, $check:path; $($name:literal,)*) => {
+        &[
+            $crate::Test {
+                name: "boot_and_run",
+                run: $boot,
+            },
+            $($crate::Test {
+                name: $name,
+                run: || $check($name),
+            },)*
+        ]
+    };
+}
+pub(super) use guest_tests;
 
 /// The suite.
 pub const SUITE: Suite = Suite {
     name: "guest",
-    tests: &[
-        Test {
-            name: "boot_and_run",
-            run: boot_and_run,
-        },
-        Test {
-            name: "hypercall_version",
-            run: || check("hypercall_version"),
-        },
-        Test {
-            name: "shared_info_time",
-            run: || check("shared_info_time"),
-        },
-        Test {
-            name: "xenstore_read_write",
-            run: || check("xenstore_read_write"),
-        },
-        Test {
-            name: "xenstore_watch",
-            run: || check("xenstore_watch"),
-        },
-        Test {
-            name: "evtchn_2l_loopback",
-            run: || check("evtchn_2l_loopback"),
-        },
-        Test {
-            name: "evtchn_upcall_vector",
-            run: || check("evtchn_upcall_vector"),
-        },
-        Test {
-            name: "virq_timer",
-            run: || check("virq_timer"),
-        },
-        Test {
-            name: "vcpu_info_placed",
-            run: || check("vcpu_info_placed"),
-        },
-        Test {
-            name: "evtchn_2l_interdomain",
-            run: || check("evtchn_2l_interdomain"),
-        },
-        Test {
-            name: "evtchn_fifo_loopback",
-            run: || check("evtchn_fifo_loopback"),
-        },
-        Test {
-            name: "evtchn_fifo_interdomain",
-            run: || check("evtchn_fifo_interdomain"),
-        },
-        Test {
-            name: "gnttab_growth",
-            run: || check("gnttab_growth"),
-        },
-        Test {
-            name: "gnttab_dom0_map",
-            run: || check("gnttab_dom0_map"),
-        },
-        Test {
-            name: "vbd_connect",
-            run: || check("vbd_connect"),
-        },
-        Test {
-            name: "vbd_io",
-            run: || check("vbd_io"),
-        },
-        Test {
-            name: "vbd_verify",
-            run: || check("vbd_verify"),
-        },
-        Test {
-            name: "balloon",
-            run: || check("balloon"),
-        },
-        Test {
-            name: "watchdog",
-            run: || check("watchdog"),
-        },
-        Test {
-            name: "vif_connect",
-            run: || check("vif_connect"),
-        },
-        Test {
-            name: "vif_ping",
-            run: || check("vif_ping"),
-        },
-        Test {
-            name: "vif_udp_echo",
-            run: || check("vif_udp_echo"),
-        },
-        Test {
-            name: "vif_guest_tx",
-            run: || check("vif_guest_tx"),
-        },
-        Test {
-            name: "vif_close",
-            run: || check("vif_close"),
-        },
-        Test {
-            name: "suspend_resume",
-            run: || check("suspend_resume"),
-        },
-        Test {
-            name: "vbd_suspend_resume",
-            run: || check("vbd_suspend_resume"),
-        },
-        Test {
-            name: "after_resume",
-            run: || check("after_resume"),
-        },
-        Test {
-            name: "vbd_close",
-            run: || check("vbd_close"),
-        },
-        Test {
-            name: "evtchn_upcall_percpu",
-            run: || check("evtchn_upcall_percpu"),
-        },
-        Test {
-            name: "toolstack_shutdown",
-            run: || check("toolstack_shutdown"),
-        },
-    ],
+    tests: guest_tests!(boot_and_run, check),
     benches: &[],
 };
 

@@ -15,146 +15,19 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
 
-use super::guest::{GuestRun, GuestSpec, check_in, report_run, run_guest};
-use crate::{Suite, Test};
+use super::guest::{GuestRun, GuestSpec, check_in, guest_tests, report_run, run_guest};
+use crate::Suite;
 
 /// The suite.
 pub const SUITE: Suite = Suite {
     name: "guest-hvm",
-    tests: &[
-        Test {
-            name: "boot_and_run",
-            run: || report_run(hvm_run()?),
-        },
-        Test {
-            name: "platform_pci",
-            run: || check("platform_pci"),
-        },
-        Test {
-            name: "unplug",
-            run: || check("unplug"),
-        },
-        Test {
-            name: "unplug_honoured",
-            run: || check("unplug_honoured"),
-        },
-        Test {
-            name: "hypercall_version",
-            run: || check("hypercall_version"),
-        },
-        Test {
-            name: "shared_info_time",
-            run: || check("shared_info_time"),
-        },
-        Test {
-            name: "xenstore_read_write",
-            run: || check("xenstore_read_write"),
-        },
-        Test {
-            name: "xenstore_watch",
-            run: || check("xenstore_watch"),
-        },
-        Test {
-            name: "evtchn_2l_loopback",
-            run: || check("evtchn_2l_loopback"),
-        },
-        Test {
-            name: "evtchn_upcall_vector",
-            run: || check("evtchn_upcall_vector"),
-        },
-        Test {
-            name: "virq_timer",
-            run: || check("virq_timer"),
-        },
-        Test {
-            name: "vcpu_info_placed",
-            run: || check("vcpu_info_placed"),
-        },
-        Test {
-            name: "evtchn_2l_interdomain",
-            run: || check("evtchn_2l_interdomain"),
-        },
-        Test {
-            name: "evtchn_fifo_loopback",
-            run: || check("evtchn_fifo_loopback"),
-        },
-        Test {
-            name: "evtchn_fifo_interdomain",
-            run: || check("evtchn_fifo_interdomain"),
-        },
-        Test {
-            name: "gnttab_growth",
-            run: || check("gnttab_growth"),
-        },
-        Test {
-            name: "gnttab_dom0_map",
-            run: || check("gnttab_dom0_map"),
-        },
-        Test {
-            name: "vbd_connect",
-            run: || check("vbd_connect"),
-        },
-        Test {
-            name: "vbd_io",
-            run: || check("vbd_io"),
-        },
-        Test {
-            name: "vbd_verify",
-            run: || check("vbd_verify"),
-        },
-        Test {
-            name: "balloon",
-            run: || check("balloon"),
-        },
-        Test {
-            name: "watchdog",
-            run: || check("watchdog"),
-        },
-        Test {
-            name: "vif_connect",
-            run: || check("vif_connect"),
-        },
-        Test {
-            name: "vif_ping",
-            run: || check("vif_ping"),
-        },
-        Test {
-            name: "vif_udp_echo",
-            run: || check("vif_udp_echo"),
-        },
-        Test {
-            name: "vif_guest_tx",
-            run: || check("vif_guest_tx"),
-        },
-        Test {
-            name: "vif_close",
-            run: || check("vif_close"),
-        },
-        Test {
-            name: "suspend_resume",
-            run: || check("suspend_resume"),
-        },
-        Test {
-            name: "vbd_suspend_resume",
-            run: || check("vbd_suspend_resume"),
-        },
-        Test {
-            name: "after_resume",
-            run: || check("after_resume"),
-        },
-        Test {
-            name: "vbd_close",
-            run: || check("vbd_close"),
-        },
-        Test {
-            name: "evtchn_upcall_percpu",
-            run: || check("evtchn_upcall_percpu"),
-        },
-        Test {
-            name: "toolstack_shutdown",
-            run: || check("toolstack_shutdown"),
-        },
-    ],
+    tests: guest_tests!(
+        || report_run(hvm_run()?),
+        check,
+        "platform_pci",
+        "unplug",
+        "unplug_honoured"
+    ),
     benches: &[],
 };
 
