@@ -296,21 +296,18 @@ fn verify_disk(path: &str, sectors: u64, written: u64, digest: u64) -> Result<St
 /// value to the same thing twice.
 const XL_IDEMPOTENT: &[&str] = &["domid", "list", "dmesg", "mem-set", "destroy"];
 
-/// Runs `xl`, pinned to dom0's vCPU 0. In the rig's dom0 (PV, under TCG) `xl`
-/// now and then dies of a signal in the dynamic loader, libc's malloc or
-/// libxenlight, with its heap corrupt (about one boot in fifteen, never
-/// reproducible): an idempotent command is then run again, up to twice, with
-/// a note in the output; `xl create` goes through [`xl_create`].
+/// Runs `xl`. In the rig's dom0 (PV, under TCG) `xl` now and then dies of a
+/// signal in the dynamic loader, libc's malloc or libxenlight, with its heap
+/// corrupt (about one boot in fifteen, never reproducible; pinning it to one
+/// vCPU did not help): an idempotent command is then run again, up to twice,
+/// with a note in the output; `xl create` goes through [`xl_create`].
 fn xl(args: &[&str]) -> Result<String, String> {
     use std::os::unix::process::ExitStatusExt as _;
     let retry = args.first().is_some_and(|a| XL_IDEMPOTENT.contains(a));
     let mut attempt = 0;
     loop {
         attempt += 1;
-        // One vCPU for all of xl's threads: the crashes look like heap
-        // corruption, and cross-vCPU effects are the one thing this rules out.
-        let out = Command::new("taskset")
-            .args(["-c", "0", "xl"])
+        let out = Command::new("xl")
             .args(args)
             .output()
             .map_err(|e| format!("xl: {e}"))?;
@@ -335,14 +332,18 @@ fn xl(args: &[&str]) -> Result<String, String> {
     }
 }
 
-/// `xl create`; when xl dies of a signal (see [`xl`]) whatever it left is
-/// destroyed and the domain created again, up to twice.
+/// `xl create`; when xl, or the domain-monitoring child it forks, dies of a
+/// signal (see [`xl`]) whatever it left is destroyed and the domain created
+/// again, up to twice.
 fn xl_create(name: &str, cfg_path: &str) -> Result<String, String> {
     let mut attempt = 0;
     loop {
         attempt += 1;
         match xl(&["create", cfg_path]) {
-            Err(e) if e.contains("killed by signal") && attempt < 3 => {
+            Err(e)
+                if (e.contains("killed by signal") || e.contains("died due to fatal signal"))
+                    && attempt < 3 =>
+            {
                 println!("guest: dom0 side: {e}; destroying what it left and creating again");
                 let _ = xl(&["destroy", name]);
             }
